@@ -1,0 +1,129 @@
+# urbd — one entry point.
+#   make                      build/urbd, build/urbdctl (warnings are errors)
+#   make test                 unit + integration + fuzz (short) + sanitizer run
+#   make test-unit | test-integration | test-fuzz | test-san
+#   make bench                benchmarks against peers (prints ratios)
+#   make SAN=address,undefined    sanitized build (into build/san by default)
+#   make CC=clang             clang build;  make WERROR=0 to relax warnings
+#   make compile_commands.json    (needs bear)
+
+CC      ?= cc
+SAN     ?=
+WERROR  ?= 1
+OPT     ?= -O2
+ifneq ($(SAN),)
+BUILD   ?= build/san
+else
+BUILD   ?= build
+endif
+
+PKG_LIBS := liburing libprotobuf-c openssl json-c libisal
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKG_LIBS) 2>/dev/null)
+# The gRPC C core: only libgrpc and libgpr are needed by C callers.
+GRPC_LIBS := -lgrpc -lgpr
+
+WARN := -Wall -Wextra -Wshadow -Wformat=2 -Wmissing-prototypes \
+	-Wno-unused-parameter -Wno-missing-field-initializers
+ifneq ($(WERROR),0)
+WARN += -Werror
+endif
+CPPFLAGS += -D_GNU_SOURCE -Icommon -Ikmod-free-userspace -I$(BUILD)/gen $(PKG_CFLAGS)
+CFLAGS   += -std=gnu11 $(OPT) -g -pthread -MMD -MP $(WARN)
+LDFLAGS  += -pthread
+ifneq ($(SAN),)
+CFLAGS  += -fsanitize=$(SAN) -fno-omit-frame-pointer -fno-sanitize-recover=all
+LDFLAGS += -fsanitize=$(SAN)
+endif
+
+# ---- sources ---------------------------------------------------------------
+PROTOS      := $(wildcard proto/urbd/v1/*.proto)
+PROTO_C     := $(patsubst proto/%.proto,$(BUILD)/gen/%.pb-c.c,$(PROTOS))
+PROTO_H     := $(PROTO_C:.c=.h)
+COMMON_SRC  := $(wildcard common/*.c)
+DAEMON_SRC  := $(filter-out kmod-free-userspace/main.c,$(wildcard kmod-free-userspace/*.c kmod-free-userspace/nbd/*.c kmod-free-userspace/nvmf/*.c replication/*.c snapshot/*.c))
+CLI_SRC     := $(wildcard cli/*.c)
+
+obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
+COMMON_OBJ := $(call obj,$(COMMON_SRC)) $(PROTO_C:.c=.o)
+DAEMON_OBJ := $(call obj,$(DAEMON_SRC))
+LIBURBD    := $(BUILD)/liburbd.a
+
+LIBS := -luring -lprotobuf-c -lssl -lcrypto -ljson-c -lisal $(GRPC_LIBS) -lm
+
+BINS := $(BUILD)/urbd $(BUILD)/urbdctl
+
+.PHONY: all clean test test-unit test-integration test-fuzz test-san bench install
+all: $(BINS)
+
+$(BUILD)/gen/%.pb-c.c $(BUILD)/gen/%.pb-c.h: proto/%.proto
+	@mkdir -p $(dir $@)
+	protoc-c --c_out=$(BUILD)/gen -Iproto $<
+
+# Generated code is not ours to lint.
+$(BUILD)/gen/%.pb-c.o: $(BUILD)/gen/%.pb-c.c
+	$(CC) $(CPPFLAGS) -std=gnu11 $(OPT) -g -pthread $(if $(SAN),-fsanitize=$(SAN)) -c -o $@ $<
+
+$(BUILD)/obj/%.o: %.c | $(PROTO_H)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+
+$(LIBURBD): $(COMMON_OBJ) $(DAEMON_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/urbd: $(call obj,kmod-free-userspace/main.c) $(LIBURBD)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+$(BUILD)/urbdctl: $(call obj,$(CLI_SRC)) $(LIBURBD)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+# ---- tests -----------------------------------------------------------------
+UNIT_SRC  := $(wildcard tests/unit/test_*.c)
+UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
+
+$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(LIBURBD)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) -lcmocka
+
+test-unit: $(UNIT_BINS)
+	@tests/run-unit.sh $(UNIT_BINS)
+
+test-integration: $(BINS)
+	@URBD_BUILD=$(BUILD) tests/integration/run.sh
+
+# libFuzzer targets: clang only, built from the parser sources they exercise.
+FUZZ_SRC  := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BINS := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(FUZZ_SRC))
+FUZZ_TIME ?= 15
+build/fuzz/%: tests/fuzz/%.c $(COMMON_SRC) $(DAEMON_SRC) $(PROTO_C)
+	@mkdir -p $(dir $@)
+	clang -std=gnu11 -g -O1 -D_GNU_SOURCE -DURBD_FUZZ -Icommon -Ikmod-free-userspace \
+	  -Ibuild/gen $(PKG_CFLAGS) -fsanitize=fuzzer,address,undefined \
+	  -o $@ $< $(COMMON_SRC) $(DAEMON_SRC) $(PROTO_C) $(LIBS)
+
+test-fuzz: $(FUZZ_BINS)
+	@tests/run-fuzz.sh $(FUZZ_TIME) $(FUZZ_BINS)
+
+test-san:
+	$(MAKE) SAN=address,undefined BUILD=build/san all test-unit
+	URBD_BUILD=build/san URBD_TESTS="$(SAN_TESTS)" tests/integration/run.sh
+SAN_TESTS ?= t-nbd-basic.sh t-nbd-badinput.sh
+
+test: all
+	@tests/run-all.sh "$(MAKE)"
+
+bench: $(BINS)
+	bench/run.sh $(BUILD)
+
+PREFIX ?= /usr/local
+install: $(BINS)
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 0755 $(BINS) $(DESTDIR)$(PREFIX)/bin/
+
+compile_commands.json:
+	$(MAKE) clean && bear -- $(MAKE) all
+
+clean:
+	rm -rf build
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

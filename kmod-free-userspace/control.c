@@ -1,0 +1,421 @@
+/* The daemon's control API: urbd.v1.Control (proto/urbd/v1/control.proto)
+ * served by the generic unary server in common/rpc.h.
+ *
+ * Every handler checks its arguments itself (names, sizes) before touching
+ * the volume manager, so a malformed request never reaches volume code and
+ * gets a precise INVALID_ARGUMENT. The volume manager's -errno becomes the
+ * status code and its one-line reason the status message, verbatim.
+ *
+ * Responses are built from malloc'ed memory only (strings strdup'ed or left
+ * at their protobuf-c default), so the rpc layer's default free
+ * (protobuf_c_message_free_unpacked) releases them, also when a handler
+ * fails half-way through building one. */
+#include "control.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "rpc.h"
+#include "urbd/v1/control.pb-c.h"
+#include "util.h"
+#include "uuid.h"
+#include "volmgr.h"
+
+#define TAG "control"
+#define BLOCK 4096u
+
+struct control_server {
+	struct volmgr *m;
+	struct rpc_server *rpc;
+};
+
+/* ---- errors and validation ----------------------------------------- */
+
+/* A volmgr failure: its message is the status message. */
+static grpc_status_code volmgr_failed(int ret, const char *why, char *err, size_t errlen)
+{
+	snprintf(err, errlen, "%s", why[0] ? why : strerror(-ret));
+	return rpc_status_from_errno(ret);
+}
+
+static grpc_status_code no_memory(char *err, size_t errlen)
+{
+	snprintf(err, errlen, "out of memory building the response");
+	return GRPC_STATUS_INTERNAL;
+}
+
+static bool check_name(const char *name, char *err, size_t errlen)
+{
+	if (urbd_name_valid(name))
+		return true;
+	if (!name[0])
+		snprintf(err, errlen, "volume name is empty");
+	else
+		snprintf(err, errlen, "invalid volume name \"%.*s\": use 1-%d characters "
+			 "a-z 0-9 . _ - starting with a letter or digit",
+			 URBD_NAME_MAX + 1, name, URBD_NAME_MAX);
+	return false;
+}
+
+static bool check_size(uint64_t size, char *err, size_t errlen)
+{
+	if (size == 0)
+		snprintf(err, errlen, "size must be greater than 0");
+	else if (size % BLOCK)
+		snprintf(err, errlen, "size %" PRIu64 " is not a multiple of %u bytes",
+			 size, BLOCK);
+	else if (size > (uint64_t)INT64_MAX)  /* file offsets are signed */
+		snprintf(err, errlen, "size %" PRIu64 " is too large", size);
+	else
+		return true;
+	return false;
+}
+
+/* ---- building responses -------------------------------------------- */
+
+static Urbd__V1__VolumeState pb_state(enum volume_state s)
+{
+	switch (s) {
+	case VOLUME_ONLINE: return URBD__V1__VOLUME_STATE__VOLUME_STATE_ONLINE;
+	case VOLUME_FAILED: return URBD__V1__VOLUME_STATE__VOLUME_STATE_FAILED;
+	}
+	return URBD__V1__VOLUME_STATE__VOLUME_STATE_UNSPECIFIED;
+}
+
+/* Leaves the protobuf-c default ("" static) for empty strings: the default
+ * free skips it, and it saves an allocation. */
+static int set_str(char **field, const char *s)
+{
+	if (!s[0])
+		return 0;
+	*field = strdup(s);
+	return *field ? 0 : -ENOMEM;
+}
+
+static Urbd__V1__Volume *volume_pb(const struct volume_info *vi)
+{
+	Urbd__V1__Volume *v = malloc(sizeof(*v));
+	char uuid[URBD_UUID_STR_LEN];
+
+	if (!v)
+		return NULL;
+	urbd__v1__volume__init(v);
+	urbd_uuid_format(&vi->uuid, uuid);
+	v->size_bytes = vi->size;
+	v->block_size = vi->block_size;
+	v->state = pb_state(vi->state);
+	v->reactor = vi->reactor;
+	v->connections = vi->connections;
+	v->created_unix_ns = vi->created_ns;
+	v->allocated_bytes = vi->allocated;
+	v->reads = vi->reads;
+	v->writes = vi->writes;
+	v->bytes_read = vi->bytes_read;
+	v->bytes_written = vi->bytes_written;
+	v->flushes = vi->flushes;
+	v->errors = vi->errors;
+	if (set_str(&v->name, vi->name) || set_str(&v->uuid, uuid) ||
+	    set_str(&v->error, vi->error)) {
+		protobuf_c_message_free_unpacked(&v->base, NULL);
+		return NULL;
+	}
+	return v;
+}
+
+/* The volume as it is now, for Create/Resize/Get responses. */
+static grpc_status_code get_volume_pb(struct volmgr *m, const char *name,
+				      Urbd__V1__Volume **out, char *err, size_t errlen)
+{
+	struct volume_info *vi = calloc(1, sizeof(*vi));  /* ~400 bytes, off-stack */
+	char why[256] = "";
+	grpc_status_code code = GRPC_STATUS_OK;
+	int ret;
+
+	if (!vi)
+		return no_memory(err, errlen);
+	ret = volmgr_get(m, name, vi, why, sizeof(why));
+	if (ret)
+		code = volmgr_failed(ret, why, err, errlen);
+	else if (!(*out = volume_pb(vi)))
+		code = no_memory(err, errlen);
+	free(vi);
+	return code;
+}
+
+/* ---- handlers ------------------------------------------------------- *
+ * A handler attaches its response to *resp before filling it: if it fails
+ * half-way, the rpc layer frees the partial message. */
+
+static grpc_status_code node_info(void *ctx, const ProtobufCMessage *req,
+				  ProtobufCMessage **resp, char *err, size_t errlen)
+{
+	struct control_server *s = ctx;
+	Urbd__V1__NodeInfoResponse *out;
+	Urbd__V1__NodeInfo *n;
+	struct node_info ni;
+	int ret;
+
+	memset(&ni, 0, sizeof(ni));
+	ret = volmgr_node_info(s->m, &ni);
+	if (ret)
+		return volmgr_failed(ret, "", err, errlen);
+	if (!(out = malloc(sizeof(*out))))
+		return no_memory(err, errlen);
+	urbd__v1__node_info_response__init(out);
+	*resp = &out->base;
+	if (!(n = out->node = malloc(sizeof(*n))))
+		return no_memory(err, errlen);
+	urbd__v1__node_info__init(n);
+	n->capacity_bytes = ni.capacity;
+	n->free_bytes = ni.free;
+	n->reactors = ni.reactors;
+	n->uptime_ns = ni.uptime_ns;
+	if (set_str(&n->node_id, ni.node_id) || set_str(&n->zone, ni.zone) ||
+	    set_str(&n->store_path, ni.store_path) || set_str(&n->version, ni.version) ||
+	    set_str(&n->nbd_listen, ni.nbd_listen) || set_str(&n->nbd_unix, ni.nbd_unix))
+		return no_memory(err, errlen);
+	return GRPC_STATUS_OK;
+}
+
+static grpc_status_code create_volume(void *ctx, const ProtobufCMessage *req,
+				      ProtobufCMessage **resp, char *err, size_t errlen)
+{
+	const Urbd__V1__CreateVolumeRequest *r = (const void *)req;
+	struct control_server *s = ctx;
+	Urbd__V1__CreateVolumeResponse *out;
+	char why[256] = "";
+	int ret;
+
+	if (!check_name(r->name, err, errlen) || !check_size(r->size_bytes, err, errlen))
+		return GRPC_STATUS_INVALID_ARGUMENT;
+	ret = volmgr_create(s->m, r->name, r->size_bytes, why, sizeof(why));
+	if (ret)
+		return volmgr_failed(ret, why, err, errlen);
+	log_dbg(TAG, "created volume %s, %" PRIu64 " bytes", r->name, r->size_bytes);
+	if (!(out = malloc(sizeof(*out))))
+		return no_memory(err, errlen);
+	urbd__v1__create_volume_response__init(out);
+	*resp = &out->base;
+	if (get_volume_pb(s->m, r->name, &out->volume, err, errlen) == GRPC_STATUS_OK)
+		return GRPC_STATUS_OK;
+	/* Created is created: if it is gone already (a racing delete), say
+	 * what was made rather than report a failure. */
+	err[0] = '\0';
+	if (!(out->volume = malloc(sizeof(*out->volume))))
+		return no_memory(err, errlen);
+	urbd__v1__volume__init(out->volume);
+	out->volume->size_bytes = r->size_bytes;
+	if (set_str(&out->volume->name, r->name))
+		return no_memory(err, errlen);
+	return GRPC_STATUS_OK;
+}
+
+static grpc_status_code list_volumes(void *ctx, const ProtobufCMessage *req,
+				     ProtobufCMessage **resp, char *err, size_t errlen)
+{
+	struct control_server *s = ctx;
+	Urbd__V1__ListVolumesResponse *out;
+	struct volume_info *list = NULL;
+	grpc_status_code code = GRPC_STATUS_OK;
+	char why[256] = "";
+	size_t n = 0;
+	int ret;
+
+	ret = volmgr_list(s->m, &list, &n, why, sizeof(why));
+	if (ret)
+		return volmgr_failed(ret, why, err, errlen);
+	if (!(out = malloc(sizeof(*out)))) {
+		code = no_memory(err, errlen);
+		goto out;
+	}
+	urbd__v1__list_volumes_response__init(out);
+	*resp = &out->base;
+	if (n && !(out->volumes = calloc(n, sizeof(*out->volumes)))) {
+		code = no_memory(err, errlen);
+		goto out;
+	}
+	/* n_volumes counts only built entries, so a partial list frees right */
+	for (size_t i = 0; i < n; i++) {
+		if (!(out->volumes[i] = volume_pb(&list[i]))) {
+			code = no_memory(err, errlen);
+			goto out;
+		}
+		out->n_volumes = i + 1;
+	}
+out:
+	free(list);
+	return code;
+}
+
+static grpc_status_code get_volume(void *ctx, const ProtobufCMessage *req,
+				   ProtobufCMessage **resp, char *err, size_t errlen)
+{
+	const Urbd__V1__GetVolumeRequest *r = (const void *)req;
+	struct control_server *s = ctx;
+	Urbd__V1__GetVolumeResponse *out;
+
+	if (!check_name(r->name, err, errlen))
+		return GRPC_STATUS_INVALID_ARGUMENT;
+	if (!(out = malloc(sizeof(*out))))
+		return no_memory(err, errlen);
+	urbd__v1__get_volume_response__init(out);
+	*resp = &out->base;
+	return get_volume_pb(s->m, r->name, &out->volume, err, errlen);
+}
+
+static grpc_status_code resize_volume(void *ctx, const ProtobufCMessage *req,
+				      ProtobufCMessage **resp, char *err, size_t errlen)
+{
+	const Urbd__V1__ResizeVolumeRequest *r = (const void *)req;
+	struct control_server *s = ctx;
+	Urbd__V1__ResizeVolumeResponse *out;
+	char why[256] = "";
+	int ret;
+
+	if (!check_name(r->name, err, errlen) ||
+	    !check_size(r->new_size_bytes, err, errlen))
+		return GRPC_STATUS_INVALID_ARGUMENT;
+	ret = volmgr_resize(s->m, r->name, r->new_size_bytes, why, sizeof(why));
+	if (ret)
+		return volmgr_failed(ret, why, err, errlen);
+	log_dbg(TAG, "resized volume %s to %" PRIu64 " bytes", r->name, r->new_size_bytes);
+	if (!(out = malloc(sizeof(*out))))
+		return no_memory(err, errlen);
+	urbd__v1__resize_volume_response__init(out);
+	*resp = &out->base;
+	return get_volume_pb(s->m, r->name, &out->volume, err, errlen);
+}
+
+static grpc_status_code delete_volume(void *ctx, const ProtobufCMessage *req,
+				      ProtobufCMessage **resp, char *err, size_t errlen)
+{
+	const Urbd__V1__DeleteVolumeRequest *r = (const void *)req;
+	struct control_server *s = ctx;
+	Urbd__V1__DeleteVolumeResponse *out;
+	char why[256] = "";
+	int ret;
+
+	if (!check_name(r->name, err, errlen))
+		return GRPC_STATUS_INVALID_ARGUMENT;
+	ret = volmgr_delete(s->m, r->name, r->force, why, sizeof(why));
+	if (ret)
+		return volmgr_failed(ret, why, err, errlen);
+	log_dbg(TAG, "deleted volume %s%s", r->name, r->force ? " (forced)" : "");
+	if (!(out = malloc(sizeof(*out))))
+		return no_memory(err, errlen);
+	urbd__v1__delete_volume_response__init(out);
+	*resp = &out->base;
+	return GRPC_STATUS_OK;
+}
+
+static Urbd__V1__Export *export_pb(const struct export_info *ei)
+{
+	Urbd__V1__Export *e = malloc(sizeof(*e));
+
+	if (!e)
+		return NULL;
+	urbd__v1__export__init(e);
+	e->connections = ei->connections;
+	if (set_str(&e->volume, ei->volume) || set_str(&e->protocol, ei->protocol) ||
+	    set_str(&e->address, ei->address)) {
+		protobuf_c_message_free_unpacked(&e->base, NULL);
+		return NULL;
+	}
+	return e;
+}
+
+static grpc_status_code list_exports(void *ctx, const ProtobufCMessage *req,
+				     ProtobufCMessage **resp, char *err, size_t errlen)
+{
+	struct control_server *s = ctx;
+	Urbd__V1__ListExportsResponse *out;
+	struct export_info *list = NULL;
+	grpc_status_code code = GRPC_STATUS_OK;
+	size_t n = 0;
+	int ret;
+
+	ret = volmgr_exports(s->m, &list, &n);
+	if (ret)
+		return volmgr_failed(ret, "", err, errlen);
+	if (!(out = malloc(sizeof(*out)))) {
+		code = no_memory(err, errlen);
+		goto out;
+	}
+	urbd__v1__list_exports_response__init(out);
+	*resp = &out->base;
+	if (n && !(out->exports = calloc(n, sizeof(*out->exports)))) {
+		code = no_memory(err, errlen);
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (!(out->exports[i] = export_pb(&list[i]))) {
+			code = no_memory(err, errlen);
+			goto out;
+		}
+		out->n_exports = i + 1;
+	}
+out:
+	free(list);
+	return code;
+}
+
+/* ---- server --------------------------------------------------------- */
+
+#define METHOD(name, req, fn) \
+	{ "/urbd.v1.Control/" name, &urbd__v1__##req##__descriptor, fn, NULL }
+
+static const struct rpc_method control_methods[] = {
+	METHOD("NodeInfo", node_info_request, node_info),
+	METHOD("CreateVolume", create_volume_request, create_volume),
+	METHOD("ListVolumes", list_volumes_request, list_volumes),
+	METHOD("GetVolume", get_volume_request, get_volume),
+	METHOD("ResizeVolume", resize_volume_request, resize_volume),
+	METHOD("DeleteVolume", delete_volume_request, delete_volume),
+	METHOD("ListExports", list_exports_request, list_exports),
+};
+
+int control_start(struct volmgr *m, const struct control_config *cfg,
+		  struct control_server **out)
+{
+	struct rpc_tls tls = { .cert = cfg->tls_cert, .key = cfg->tls_key,
+			       .ca = cfg->tls_ca };
+	struct rpc_server_config rc = {
+		.tag = TAG,
+		.unix_path = cfg->unix_path,
+		.tcp_listen = cfg->tcp_listen,
+		.tls = cfg->tcp_listen ? &tls : NULL,
+		.threads = cfg->threads,
+	};
+	struct control_server *s;
+	int ret;
+
+	if (!cfg->unix_path || !cfg->unix_path[0]) {
+		log_err(TAG, "no control socket path configured");
+		return -EINVAL;
+	}
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->m = m;
+	ret = rpc_server_start(&rc, control_methods, ARRAY_SIZE(control_methods), s,
+			       &s->rpc);
+	if (ret) {
+		free(s);
+		return ret;
+	}
+	*out = s;
+	return 0;
+}
+
+void control_stop(struct control_server *s)
+{
+	if (!s)
+		return;
+	rpc_server_stop(s->rpc);
+	free(s);
+}

@@ -1,0 +1,373 @@
+#include "reactor.h"
+
+#include <errno.h>
+#include <liburing.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "util.h"
+
+#define CQE_BATCH 128
+
+struct reactor_msg {
+	struct reactor_msg *next;
+	void (*fn)(void *arg);
+	void *arg;
+};
+
+struct reactor {
+	struct io_uring ring;
+	int id;
+	pthread_t thread;
+	bool started;
+	bool stopping; /* loop thread only */
+	unsigned inflight;
+
+	/* cross-thread mailbox: the only lock, taken by the reactor only when
+	 * its eventfd says there is mail */
+	pthread_mutex_t lock;
+	struct reactor_msg *head, **tail;
+	int efd;
+	uint64_t efd_val;
+	struct reactor_op efd_op;
+};
+
+static __thread struct reactor *current;
+
+struct reactor *reactor_self(void) { return current; }
+int reactor_id(const struct reactor *r) { return r->id; }
+unsigned reactor_inflight(const struct reactor *r) { return r->inflight; }
+
+static struct io_uring_sqe *get_sqe(struct reactor *r)
+{
+	struct io_uring_sqe *sqe;
+
+	while (!(sqe = io_uring_get_sqe(&r->ring))) {
+		int ret = io_uring_submit(&r->ring);
+
+		if (ret < 0 && ret != -EAGAIN && ret != -EINTR && ret != -EBUSY)
+			log_err("reactor", "r%d: io_uring_submit: %s", r->id,
+				strerror(-ret));
+	}
+	return sqe;
+}
+
+static void prep_op(struct reactor *r, struct io_uring_sqe *sqe,
+		    struct reactor_op *op)
+{
+	io_uring_sqe_set_data(sqe, op);
+	r->inflight++;
+}
+
+void reactor_read(struct reactor *r, struct reactor_op *op, int fd, void *buf,
+		  unsigned len, uint64_t off)
+{
+	struct io_uring_sqe *sqe = get_sqe(r);
+
+	io_uring_prep_read(sqe, fd, buf, len, off);
+	prep_op(r, sqe, op);
+}
+
+void reactor_write(struct reactor *r, struct reactor_op *op, int fd,
+		   const void *buf, unsigned len, uint64_t off, int rw_flags)
+{
+	struct io_uring_sqe *sqe = get_sqe(r);
+
+	io_uring_prep_write(sqe, fd, buf, len, off);
+	sqe->rw_flags = rw_flags;
+	prep_op(r, sqe, op);
+}
+
+void reactor_fsync(struct reactor *r, struct reactor_op *op, int fd,
+		   bool datasync)
+{
+	struct io_uring_sqe *sqe = get_sqe(r);
+
+	io_uring_prep_fsync(sqe, fd, datasync ? IORING_FSYNC_DATASYNC : 0);
+	prep_op(r, sqe, op);
+}
+
+void reactor_fallocate(struct reactor *r, struct reactor_op *op, int fd,
+		       int mode, uint64_t off, uint64_t len)
+{
+	struct io_uring_sqe *sqe = get_sqe(r);
+
+	io_uring_prep_fallocate(sqe, fd, mode, (off_t)off, (off_t)len);
+	prep_op(r, sqe, op);
+}
+
+void reactor_recv(struct reactor *r, struct reactor_op *op, int fd, void *buf,
+		  unsigned len)
+{
+	struct io_uring_sqe *sqe = get_sqe(r);
+
+	io_uring_prep_recv(sqe, fd, buf, len, 0);
+	prep_op(r, sqe, op);
+}
+
+void reactor_sendmsg(struct reactor *r, struct reactor_op *op, int fd,
+		     const struct msghdr *msg)
+{
+	struct io_uring_sqe *sqe = get_sqe(r);
+
+	io_uring_prep_sendmsg(sqe, fd, msg, MSG_NOSIGNAL);
+	prep_op(r, sqe, op);
+}
+
+void reactor_accept(struct reactor *r, struct reactor_op *op, int fd)
+{
+	struct io_uring_sqe *sqe = get_sqe(r);
+
+	io_uring_prep_accept(sqe, fd, NULL, NULL, SOCK_CLOEXEC);
+	prep_op(r, sqe, op);
+}
+
+void reactor_timeout(struct reactor *r, struct reactor_timer *t, uint64_t ns)
+{
+	struct io_uring_sqe *sqe = get_sqe(r);
+
+	t->ts.tv_sec = (long long)(ns / 1000000000ULL);
+	t->ts.tv_nsec = (long long)(ns % 1000000000ULL);
+	io_uring_prep_timeout(sqe, &t->ts, 0, 0);
+	prep_op(r, sqe, &t->op);
+}
+
+void reactor_cancel(struct reactor *r, struct reactor_op *target)
+{
+	struct io_uring_sqe *sqe = get_sqe(r);
+
+	io_uring_prep_cancel(sqe, target, 0);
+	/* the cancel's own completion carries no callback */
+	io_uring_sqe_set_data(sqe, NULL);
+}
+
+/* ---- mailbox -------------------------------------------------------- */
+
+static void arm_eventfd(struct reactor *r);
+
+static void drain_mailbox(struct reactor *r)
+{
+	struct reactor_msg *m;
+
+	pthread_mutex_lock(&r->lock);
+	m = r->head;
+	r->head = NULL;
+	r->tail = &r->head;
+	pthread_mutex_unlock(&r->lock);
+	while (m) {
+		struct reactor_msg *next = m->next;
+
+		m->fn(m->arg);
+		free(m);
+		m = next;
+	}
+}
+
+static void eventfd_done(struct reactor_op *op, int res)
+{
+	struct reactor *r = container_of(op, struct reactor, efd_op);
+
+	if (res < 0 && res != -EINTR && res != -ECANCELED)
+		log_err("reactor", "r%d: eventfd read: %s", r->id, strerror(-res));
+	drain_mailbox(r);
+	if (!r->stopping)
+		arm_eventfd(r);
+}
+
+static void arm_eventfd(struct reactor *r)
+{
+	r->efd_op.cb = eventfd_done;
+	reactor_read(r, &r->efd_op, r->efd, &r->efd_val, sizeof(r->efd_val), 0);
+}
+
+int reactor_post(struct reactor *r, void (*fn)(void *arg), void *arg)
+{
+	struct reactor_msg *m = malloc(sizeof(*m));
+	uint64_t one = 1;
+
+	if (!m)
+		return -ENOMEM;
+	m->next = NULL;
+	m->fn = fn;
+	m->arg = arg;
+	pthread_mutex_lock(&r->lock);
+	*r->tail = m;
+	r->tail = &m->next;
+	pthread_mutex_unlock(&r->lock);
+	if (write(r->efd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		log_err("reactor", "r%d: eventfd write: %m", r->id);
+	return 0;
+}
+
+struct sync_call {
+	int (*fn)(void *arg);
+	void *arg;
+	int ret;
+	bool done;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+};
+
+static void sync_call_run(void *arg)
+{
+	struct sync_call *sc = arg;
+	int ret = sc->fn(sc->arg);
+
+	pthread_mutex_lock(&sc->lock);
+	sc->ret = ret;
+	sc->done = true;
+	pthread_cond_signal(&sc->cond);
+	pthread_mutex_unlock(&sc->lock);
+}
+
+int reactor_call(struct reactor *r, int (*fn)(void *arg), void *arg)
+{
+	struct sync_call sc = { .fn = fn, .arg = arg };
+	int ret;
+
+	if (current == r)
+		return fn(arg);
+	pthread_mutex_init(&sc.lock, NULL);
+	pthread_cond_init(&sc.cond, NULL);
+	ret = reactor_post(r, sync_call_run, &sc);
+	if (ret == 0) {
+		pthread_mutex_lock(&sc.lock);
+		while (!sc.done)
+			pthread_cond_wait(&sc.cond, &sc.lock);
+		pthread_mutex_unlock(&sc.lock);
+		ret = sc.ret;
+	}
+	pthread_mutex_destroy(&sc.lock);
+	pthread_cond_destroy(&sc.cond);
+	return ret;
+}
+
+/* ---- loop ----------------------------------------------------------- */
+
+static void run_completions(struct reactor *r)
+{
+	struct io_uring_cqe *cqe;
+	struct {
+		struct reactor_op *op;
+		int res;
+	} batch[CQE_BATCH];
+	unsigned head, n;
+
+	/* Copy out and release CQ slots before running callbacks, which
+	 * submit new work, so the CQ never fills behind our back. */
+	do {
+		n = 0;
+		io_uring_for_each_cqe(&r->ring, head, cqe) {
+			batch[n].op = io_uring_cqe_get_data(cqe);
+			batch[n].res = cqe->res;
+			if (++n == CQE_BATCH)
+				break;
+		}
+		io_uring_cq_advance(&r->ring, n);
+		for (unsigned i = 0; i < n; i++) {
+			if (!batch[i].op)
+				continue; /* cancel requests */
+			r->inflight--;
+			batch[i].op->cb(batch[i].op, batch[i].res);
+		}
+	} while (n == CQE_BATCH);
+}
+
+static void request_stop(void *arg)
+{
+	struct reactor *r = arg;
+
+	r->stopping = true;
+	reactor_cancel(r, &r->efd_op);
+}
+
+static void *reactor_thread(void *arg)
+{
+	struct reactor *r = arg;
+
+	current = r;
+	arm_eventfd(r);
+	/* After a stop request, keep turning until everything in flight has
+	 * completed so no callback is left pointing at freed memory. */
+	while (!r->stopping || r->inflight) {
+		int ret = io_uring_submit_and_wait(&r->ring, 1);
+
+		if (ret < 0 && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY &&
+		    ret != -ETIME) {
+			log_err("reactor", "r%d: io_uring_submit_and_wait: %s",
+				r->id, strerror(-ret));
+			break;
+		}
+		run_completions(r);
+	}
+	drain_mailbox(r);
+	current = NULL;
+	return NULL;
+}
+
+struct reactor *reactor_new(int id, unsigned entries)
+{
+	struct reactor *r = calloc(1, sizeof(*r));
+	struct io_uring_params p = { 0 };
+	int ret;
+
+	if (!r)
+		return NULL;
+	r->id = id;
+	r->tail = &r->head;
+	pthread_mutex_init(&r->lock, NULL);
+	r->efd = eventfd(0, EFD_CLOEXEC);
+	if (r->efd < 0)
+		goto fail;
+	/* The CQ is twice the SQ by default; socket-heavy loads complete more
+	 * than they submit per turn, so give it more room. */
+	p.flags = IORING_SETUP_CQSIZE;
+	p.cq_entries = entries * 4;
+	ret = io_uring_queue_init_params(entries, &r->ring, &p);
+	if (ret < 0) {
+		errno = -ret;
+		log_err("reactor", "r%d: io_uring_queue_init: %s", id,
+			strerror(-ret));
+		close(r->efd);
+		goto fail;
+	}
+	return r;
+fail:
+	pthread_mutex_destroy(&r->lock);
+	free(r);
+	return NULL;
+}
+
+int reactor_start(struct reactor *r)
+{
+	int ret = pthread_create(&r->thread, NULL, reactor_thread, r);
+
+	if (ret)
+		return -ret;
+	r->started = true;
+	return 0;
+}
+
+void reactor_stop(struct reactor *r)
+{
+	if (!r->started)
+		return;
+	reactor_post(r, request_stop, r);
+	pthread_join(r->thread, NULL);
+	r->started = false;
+}
+
+void reactor_free(struct reactor *r)
+{
+	if (!r)
+		return;
+	reactor_stop(r);
+	io_uring_queue_exit(&r->ring);
+	close(r->efd);
+	pthread_mutex_destroy(&r->lock);
+	free(r);
+}

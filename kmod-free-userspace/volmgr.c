@@ -1,0 +1,538 @@
+/* The volume manager. Control-plane threads serialise on `lock`; the data
+ * path never takes it. A volume's data-path fields (size, stats,
+ * connection list) belong to its reactor: changes go through
+ * reactor_call(); reads of counters from here are advisory snapshots. */
+#include "volmgr.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "nbd/nbd_server.h"
+#include "reactor.h"
+#include "store.h"
+#include "volmgr_internal.h"
+#include "volume.h"
+
+struct vm_entry {
+	struct vm_entry *next;
+	char name[URBD_NAME_MAX + 1];
+	enum volume_state state;
+	char error[256];
+	struct volume *vol;  /* ONLINE only */
+};
+
+struct volmgr {
+	pthread_mutex_t lock;
+	struct store *store;
+	struct reactor **reactors;
+	unsigned nr_reactors;
+	unsigned next_reactor;
+	struct vm_entry *entries; /* sorted by name */
+	struct volmgr_config cfg;
+	uint64_t started_ns;
+};
+
+#define URBD_VERSION "0.1.0"
+
+int volmgr_new(struct store *store, struct reactor **reactors, unsigned n,
+	       const struct volmgr_config *cfg, struct volmgr **out)
+{
+	struct volmgr *m = calloc(1, sizeof(*m));
+
+	if (!m)
+		return -ENOMEM;
+	pthread_mutex_init(&m->lock, NULL);
+	m->store = store;
+	m->reactors = reactors;
+	m->nr_reactors = n;
+	m->cfg = *cfg;
+	m->started_ns = now_ns();
+	*out = m;
+	return 0;
+}
+
+static struct vm_entry *find(struct volmgr *m, const char *name)
+{
+	for (struct vm_entry *e = m->entries; e; e = e->next)
+		if (strcmp(e->name, name) == 0)
+			return e;
+	return NULL;
+}
+
+static void insert_sorted(struct volmgr *m, struct vm_entry *e)
+{
+	struct vm_entry **pp = &m->entries;
+
+	while (*pp && strcmp((*pp)->name, e->name) < 0)
+		pp = &(*pp)->next;
+	e->next = *pp;
+	*pp = e;
+}
+
+static void unlink_entry(struct volmgr *m, struct vm_entry *e)
+{
+	for (struct vm_entry **pp = &m->entries; *pp; pp = &(*pp)->next)
+		if (*pp == e) {
+			*pp = e->next;
+			return;
+		}
+}
+
+/* opens a volume from the store and puts it online (lock held) */
+static int bring_online(struct volmgr *m, const char *name, char *err,
+			size_t errlen)
+{
+	struct vm_entry *e = calloc(1, sizeof(*e));
+	struct store_volume *sv;
+	struct reactor *r;
+	int ret;
+
+	if (!e)
+		return -ENOMEM;
+	snprintf(e->name, sizeof(e->name), "%s", name);
+	ret = store_open_volume(m->store, name, &sv, e->error, sizeof(e->error));
+	if (ret) {
+		e->state = VOLUME_FAILED;
+		log_err("volmgr", "volume %s refused: %s", name, e->error);
+		snprintf(err, errlen, "%s", e->error);
+		insert_sorted(m, e);
+		return ret;
+	}
+	/* shard volumes over reactors round-robin */
+	r = m->reactors[m->next_reactor++ % m->nr_reactors];
+	e->vol = volume_new(r, sv);
+	if (!e->vol) {
+		store_close_volume(sv);
+		free(e);
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	e->state = VOLUME_ONLINE;
+	insert_sorted(m, e);
+	log_info("volmgr", "volume %s online: %llu bytes on reactor %d%s", name,
+		 (unsigned long long)sv->meta.size, reactor_id(r),
+		 sv->direct ? "" : " (buffered I/O)");
+	return 0;
+}
+
+int volmgr_load(struct volmgr *m)
+{
+	char **names;
+	size_t n;
+	int online = 0, ret;
+	char err[256];
+
+	ret = store_list(m->store, &names, &n);
+	if (ret)
+		return ret;
+	pthread_mutex_lock(&m->lock);
+	for (size_t i = 0; i < n; i++)
+		if (bring_online(m, names[i], err, sizeof(err)) == 0)
+			online++;
+	pthread_mutex_unlock(&m->lock);
+	store_list_free(names, n);
+	return online;
+}
+
+size_t volmgr_count(struct volmgr *m)
+{
+	size_t n = 0;
+
+	pthread_mutex_lock(&m->lock);
+	for (struct vm_entry *e = m->entries; e; e = e->next)
+		n++;
+	pthread_mutex_unlock(&m->lock);
+	return n;
+}
+
+static int check_size(uint64_t size, char *err, size_t errlen)
+{
+	if (size == 0 || size % STORE_BLOCK_SIZE) {
+		snprintf(err, errlen, "size %llu is not a positive multiple of %d",
+			 (unsigned long long)size, STORE_BLOCK_SIZE);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int check_space(struct volmgr *m, uint64_t need, char *err, size_t errlen)
+{
+	uint64_t free_b, total;
+	char a[32], b[32];
+
+	if (store_space(m->store, &free_b, &total) == 0 && need > free_b) {
+		snprintf(err, errlen, "not enough space in the store: %s asked, %s free",
+			 urbd_format_size(need, a, sizeof(a)),
+			 urbd_format_size(free_b, b, sizeof(b)));
+		return -ENOSPC;
+	}
+	return 0;
+}
+
+int volmgr_create(struct volmgr *m, const char *name, uint64_t size,
+		  char *err, size_t errlen)
+{
+	int ret;
+
+	if (!urbd_name_valid(name)) {
+		snprintf(err, errlen, "invalid volume name '%.64s': use 1-63 of "
+			 "[a-z0-9._-], starting with a letter or digit", name);
+		return -EINVAL;
+	}
+	ret = check_size(size, err, errlen);
+	if (ret)
+		return ret;
+	pthread_mutex_lock(&m->lock);
+	if (find(m, name)) {
+		snprintf(err, errlen, "volume %s already exists", name);
+		ret = -EEXIST;
+		goto out;
+	}
+	ret = check_space(m, size, err, errlen);
+	if (!ret)
+		ret = store_create_volume(m->store, name, size, err, errlen);
+	if (!ret)
+		ret = bring_online(m, name, err, errlen);
+	if (!ret)
+		log_info("volmgr", "created volume %s (%llu bytes)", name,
+			 (unsigned long long)size);
+out:
+	pthread_mutex_unlock(&m->lock);
+	return ret;
+}
+
+static int disconnect_on_reactor(void *arg)
+{
+	return (int)nbd_volume_disconnect_all(arg);
+}
+
+static int free_on_reactor(void *arg)
+{
+	struct volume *v = arg;
+
+	volume_free(v);
+	return 0;
+}
+
+/* Takes an online volume down: frontends closed, in-flight I/O drained,
+ * volume freed on its reactor. Lock held; e already unlinked. */
+static void take_down(struct volume *v)
+{
+	struct store_volume *sv = v->sv;
+	struct reactor *r = v->r;
+
+	reactor_call(r, disconnect_on_reactor, v);
+	/* connections drop their references once their I/O has drained;
+	 * a connection still negotiating drops its own when it adopts */
+	for (int i = 0; i < 10000 && __atomic_load_n(&v->refs, __ATOMIC_ACQUIRE); i++) {
+		if (i % 100 == 99)
+			reactor_call(r, disconnect_on_reactor, v);
+		usleep(1000);
+	}
+	if (__atomic_load_n(&v->refs, __ATOMIC_ACQUIRE))
+		log_err("volmgr", "volume %s: frontends did not let go in 10 s; "
+			"leaking it rather than freeing memory in use", v->name);
+	else
+		reactor_call(r, free_on_reactor, v);
+	store_close_volume(sv);
+}
+
+int volmgr_delete(struct volmgr *m, const char *name, bool force,
+		  char *err, size_t errlen)
+{
+	struct vm_entry *e;
+	int ret = 0;
+
+	pthread_mutex_lock(&m->lock);
+	e = find(m, name);
+	if (!e) {
+		snprintf(err, errlen, "volume %s not found", name);
+		ret = -ENOENT;
+		goto out;
+	}
+	if (e->state == VOLUME_ONLINE && !force &&
+	    __atomic_load_n(&e->vol->refs, __ATOMIC_ACQUIRE)) {
+		snprintf(err, errlen, "volume %s is in use by %d frontend "
+			 "connection(s); disconnect them or use --force", name,
+			 __atomic_load_n(&e->vol->refs, __ATOMIC_ACQUIRE));
+		ret = -EBUSY;
+		goto out;
+	}
+	unlink_entry(m, e);
+	if (e->state == VOLUME_ONLINE)
+		take_down(e->vol);
+	ret = store_delete_volume(m->store, name);
+	if (ret)
+		snprintf(err, errlen, "removing volume %s from the store: %s",
+			 name, strerror(-ret));
+	else
+		log_info("volmgr", "deleted volume %s", name);
+	free(e);
+out:
+	pthread_mutex_unlock(&m->lock);
+	return ret;
+}
+
+struct resize_arg {
+	struct volume *v;
+	uint64_t size;
+};
+
+static int set_size_on_reactor(void *arg)
+{
+	struct resize_arg *a = arg;
+
+	a->v->size = a->size;
+	return 0;
+}
+
+int volmgr_resize(struct volmgr *m, const char *name, uint64_t new_size,
+		  char *err, size_t errlen)
+{
+	struct vm_entry *e;
+	struct resize_arg a;
+	int ret;
+
+	ret = check_size(new_size, err, errlen);
+	if (ret)
+		return ret;
+	pthread_mutex_lock(&m->lock);
+	e = find(m, name);
+	if (!e || e->state != VOLUME_ONLINE) {
+		snprintf(err, errlen, e ? "volume %s is not online: %s" :
+			 "volume %s not found", name, e ? e->error : "");
+		ret = e ? -EIO : -ENOENT;
+		goto out;
+	}
+	if (new_size < e->vol->sv->meta.size) {
+		snprintf(err, errlen, "volume %s is %llu bytes: shrinking is not "
+			 "supported", name, (unsigned long long)e->vol->sv->meta.size);
+		ret = -EINVAL;
+		goto out;
+	}
+	if (new_size == e->vol->sv->meta.size)
+		goto out;
+	ret = check_space(m, new_size - e->vol->sv->meta.size, err, errlen);
+	if (ret)
+		goto out;
+	ret = store_grow_volume(e->vol->sv, new_size);
+	if (ret) {
+		snprintf(err, errlen, "growing volume %s: %s", name, strerror(-ret));
+		goto out;
+	}
+	a.v = e->vol;
+	a.size = new_size;
+	reactor_call(e->vol->r, set_size_on_reactor, &a);
+	log_info("volmgr", "volume %s resized to %llu bytes", name,
+		 (unsigned long long)new_size);
+out:
+	pthread_mutex_unlock(&m->lock);
+	return ret;
+}
+
+static void fill_info(const struct vm_entry *e, struct volume_info *vi)
+{
+	memset(vi, 0, sizeof(*vi));
+	snprintf(vi->name, sizeof(vi->name), "%s", e->name);
+	vi->state = e->state;
+	vi->reactor = -1;
+	snprintf(vi->error, sizeof(vi->error), "%s", e->error);
+	if (e->state != VOLUME_ONLINE)
+		return;
+	vi->uuid = e->vol->sv->meta.uuid;
+	vi->size = e->vol->sv->meta.size;
+	vi->block_size = e->vol->sv->meta.block_size;
+	vi->reactor = reactor_id(e->vol->r);
+	vi->connections = (unsigned)__atomic_load_n(&e->vol->refs, __ATOMIC_ACQUIRE);
+	vi->created_ns = e->vol->sv->meta.created_ns;
+	vi->allocated = store_volume_allocated(e->vol->sv);
+	vi->reads = e->vol->stats.reads;
+	vi->writes = e->vol->stats.writes;
+	vi->bytes_read = e->vol->stats.bytes_read;
+	vi->bytes_written = e->vol->stats.bytes_written;
+	vi->flushes = e->vol->stats.flushes;
+	vi->errors = e->vol->stats.errors;
+}
+
+int volmgr_get(struct volmgr *m, const char *name, struct volume_info *out,
+	       char *err, size_t errlen)
+{
+	struct vm_entry *e;
+	int ret = 0;
+
+	pthread_mutex_lock(&m->lock);
+	e = find(m, name);
+	if (e)
+		fill_info(e, out);
+	else {
+		snprintf(err, errlen, "volume %s not found", name);
+		ret = -ENOENT;
+	}
+	pthread_mutex_unlock(&m->lock);
+	return ret;
+}
+
+int volmgr_list(struct volmgr *m, struct volume_info **out, size_t *n,
+		char *err, size_t errlen)
+{
+	size_t cnt = 0, i = 0;
+	struct volume_info *v;
+
+	pthread_mutex_lock(&m->lock);
+	for (struct vm_entry *e = m->entries; e; e = e->next)
+		cnt++;
+	v = calloc(cnt ? cnt : 1, sizeof(*v));
+	if (!v) {
+		pthread_mutex_unlock(&m->lock);
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	for (struct vm_entry *e = m->entries; e; e = e->next)
+		fill_info(e, &v[i++]);
+	pthread_mutex_unlock(&m->lock);
+	*out = v;
+	*n = cnt;
+	return 0;
+}
+
+int volmgr_node_info(struct volmgr *m, struct node_info *out)
+{
+	memset(out, 0, sizeof(*out));
+	snprintf(out->node_id, sizeof(out->node_id), "%s", m->cfg.node_id ? m->cfg.node_id : "");
+	snprintf(out->zone, sizeof(out->zone), "%s", m->cfg.zone ? m->cfg.zone : "");
+	snprintf(out->store_path, sizeof(out->store_path), "%s", store_path(m->store));
+	snprintf(out->version, sizeof(out->version), "%s", URBD_VERSION);
+	snprintf(out->nbd_listen, sizeof(out->nbd_listen), "%s", m->cfg.nbd_listen ? m->cfg.nbd_listen : "");
+	snprintf(out->nbd_unix, sizeof(out->nbd_unix), "%s", m->cfg.nbd_unix ? m->cfg.nbd_unix : "");
+	store_space(m->store, &out->free, &out->capacity);
+	out->reactors = m->nr_reactors;
+	out->uptime_ns = now_ns() - m->started_ns;
+	return 0;
+}
+
+int volmgr_exports(struct volmgr *m, struct export_info **out, size_t *n)
+{
+	size_t cnt = 0, i = 0, per = 0;
+	struct export_info *x;
+
+	per = (m->cfg.nbd_listen && *m->cfg.nbd_listen ? 1 : 0) +
+	      (m->cfg.nbd_unix && *m->cfg.nbd_unix ? 1 : 0);
+	pthread_mutex_lock(&m->lock);
+	for (struct vm_entry *e = m->entries; e; e = e->next)
+		cnt += e->state == VOLUME_ONLINE ? per : 0;
+	x = calloc(cnt ? cnt : 1, sizeof(*x));
+	if (!x) {
+		pthread_mutex_unlock(&m->lock);
+		return -ENOMEM;
+	}
+	for (struct vm_entry *e = m->entries; e; e = e->next) {
+		unsigned conns;
+
+		if (e->state != VOLUME_ONLINE)
+			continue;
+		conns = (unsigned)__atomic_load_n(&e->vol->refs, __ATOMIC_ACQUIRE);
+		if (m->cfg.nbd_listen && *m->cfg.nbd_listen) {
+			snprintf(x[i].volume, sizeof(x[i].volume), "%s", e->name);
+			snprintf(x[i].protocol, sizeof(x[i].protocol), "nbd");
+			snprintf(x[i].address, sizeof(x[i].address), "nbd://%s/%s",
+				 m->cfg.nbd_listen, e->name);
+			x[i++].connections = conns;
+		}
+		if (m->cfg.nbd_unix && *m->cfg.nbd_unix) {
+			snprintf(x[i].volume, sizeof(x[i].volume), "%s", e->name);
+			snprintf(x[i].protocol, sizeof(x[i].protocol), "nbd");
+			snprintf(x[i].address, sizeof(x[i].address),
+				 "nbd+unix:///%s?socket=%s", e->name, m->cfg.nbd_unix);
+			x[i++].connections = conns;
+		}
+	}
+	pthread_mutex_unlock(&m->lock);
+	*out = x;
+	*n = i;
+	return 0;
+}
+
+void volmgr_shutdown(struct volmgr *m)
+{
+	pthread_mutex_lock(&m->lock);
+	while (m->entries) {
+		struct vm_entry *e = m->entries;
+
+		m->entries = e->next;
+		if (e->state == VOLUME_ONLINE)
+			take_down(e->vol);
+		free(e);
+	}
+	pthread_mutex_unlock(&m->lock);
+}
+
+void volmgr_free(struct volmgr *m)
+{
+	if (!m)
+		return;
+	volmgr_shutdown(m);
+	pthread_mutex_destroy(&m->lock);
+	free(m);
+}
+
+/* ---- the NBD frontend's view of the volumes ------------------------- */
+
+static struct volume *nbd_get(void *ctx, const char *name)
+{
+	struct volmgr *m = ctx;
+	struct vm_entry *e = NULL, *only = NULL;
+	unsigned online = 0;
+	struct volume *v = NULL;
+
+	pthread_mutex_lock(&m->lock);
+	for (struct vm_entry *it = m->entries; it; it = it->next)
+		if (it->state == VOLUME_ONLINE) {
+			online++;
+			only = it;
+		}
+	/* the default export "" is the volume, when there is just one */
+	e = name[0] ? find(m, name) : (online == 1 ? only : NULL);
+	if (e && e->state == VOLUME_ONLINE && !e->vol->detaching) {
+		v = e->vol;
+		__atomic_add_fetch(&v->refs, 1, __ATOMIC_ACQ_REL);
+	}
+	pthread_mutex_unlock(&m->lock);
+	return v;
+}
+
+static void nbd_put(void *ctx, struct volume *v)
+{
+	__atomic_sub_fetch(&v->refs, 1, __ATOMIC_ACQ_REL);
+}
+
+static int nbd_list(void *ctx, char ***names, size_t *n)
+{
+	struct volmgr *m = ctx;
+	size_t cnt = 0, i = 0;
+	char **v;
+
+	pthread_mutex_lock(&m->lock);
+	for (struct vm_entry *e = m->entries; e; e = e->next)
+		cnt += e->state == VOLUME_ONLINE;
+	v = calloc(cnt ? cnt : 1, sizeof(*v));
+	for (struct vm_entry *e = m->entries; v && e; e = e->next)
+		if (e->state == VOLUME_ONLINE)
+			v[i++] = strdup(e->name);
+	pthread_mutex_unlock(&m->lock);
+	if (!v)
+		return -ENOMEM;
+	*names = v;
+	*n = i;
+	return 0;
+}
+
+const struct nbd_export_ops volmgr_nbd_ops = {
+	.get = nbd_get,
+	.put = nbd_put,
+	.list = nbd_list,
+};

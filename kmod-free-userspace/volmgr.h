@@ -1,0 +1,82 @@
+/* The volume manager: the daemon's set of volumes and their owning
+ * reactors. Its functions are the control plane's only way in; they are
+ * thread-safe (a mutex serialises control operations) and called from gRPC
+ * threads. Data-path state belongs to each volume's reactor; the manager
+ * changes it only by posting a message to that reactor and waiting.
+ *
+ * All functions return 0 or -errno and, on error, write a one-line reason
+ * for a human into err (which the control API returns verbatim):
+ *   -EINVAL  bad name or size          -EEXIST  name taken
+ *   -ENOENT  no such volume            -ENOSPC  store too small
+ *   -EBUSY   volume in use (clients)   -EIO     store I/O or corrupt metadata
+ */
+#ifndef URBD_VOLMGR_H
+#define URBD_VOLMGR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "uuid.h"
+#include "util.h"
+
+struct volmgr;
+
+enum volume_state {
+	VOLUME_ONLINE,   /* open and served */
+	VOLUME_FAILED,   /* metadata unreadable/corrupt: refused, reason in `error` */
+};
+
+struct volume_info {
+	char name[URBD_NAME_MAX + 1];
+	struct urbd_uuid uuid;
+	uint64_t size;          /* bytes */
+	uint32_t block_size;    /* logical block size exported to clients */
+	enum volume_state state;
+	char error[256];        /* why a FAILED volume is refused */
+	int reactor;            /* owning reactor index, -1 if not online */
+	unsigned connections;   /* frontend connections open now */
+	uint64_t created_ns;    /* wall clock */
+	uint64_t allocated;     /* bytes the data file occupies on the store */
+	/* counters since the daemon started */
+	uint64_t reads, writes, bytes_read, bytes_written, flushes, errors;
+};
+
+struct node_info {
+	char node_id[64];
+	char zone[64];
+	char store_path[256];
+	char version[32];
+	uint64_t capacity;      /* store filesystem total bytes */
+	uint64_t free;          /* bytes available to urbd on the store */
+	unsigned reactors;
+	char nbd_listen[128];   /* "127.0.0.1:10809" or "" */
+	char nbd_unix[256];     /* unix socket path or "" */
+	uint64_t uptime_ns;
+};
+
+struct export_info {
+	char volume[URBD_NAME_MAX + 1];
+	char protocol[16];      /* "nbd" */
+	char address[300];      /* "nbd://127.0.0.1:10809/demo" or "nbd+unix:///demo?socket=…" */
+	unsigned connections;
+};
+
+int volmgr_create(struct volmgr *m, const char *name, uint64_t size,
+		  char *err, size_t errlen);
+/* force: disconnect frontend clients first instead of failing with -EBUSY */
+int volmgr_delete(struct volmgr *m, const char *name, bool force,
+		  char *err, size_t errlen);
+/* grow only; new size a multiple of 4096 */
+int volmgr_resize(struct volmgr *m, const char *name, uint64_t new_size,
+		  char *err, size_t errlen);
+int volmgr_get(struct volmgr *m, const char *name, struct volume_info *out,
+	       char *err, size_t errlen);
+/* *out is malloc'ed (free() it); sorted by name */
+int volmgr_list(struct volmgr *m, struct volume_info **out, size_t *n,
+		char *err, size_t errlen);
+int volmgr_node_info(struct volmgr *m, struct node_info *out);
+/* *out malloc'ed; one entry per online volume per frontend */
+int volmgr_exports(struct volmgr *m, struct export_info **out, size_t *n);
+
+#endif
