@@ -52,8 +52,17 @@ LIBS := -luring -lprotobuf-c -lssl -lcrypto -ljson-c -lisal $(GRPC_LIBS) -lm
 
 BINS := $(BUILD)/urbd $(BUILD)/urbdctl
 
-.PHONY: all clean test test-unit test-integration test-fuzz test-san bench install
+.PHONY: all clean test test-unit test-integration test-fuzz test-san bench install deps run
 all: $(BINS)
+
+# The README's first command: install what is missing (Debian 12, root),
+# build, and run the daemon with its embedded default (./var/urbd, NBD on
+# 127.0.0.1:10809, a 1 GiB volume "demo").
+deps:
+	@.ci/install-deps.sh
+run: deps
+	@$(MAKE) --no-print-directory all
+	exec ./$(BUILD)/urbd $(URBD_ARGS)
 
 $(BUILD)/gen/%.pb-c.c $(BUILD)/gen/%.pb-c.h: proto/%.proto
 	@mkdir -p $(dir $@)

@@ -16,6 +16,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -32,6 +33,7 @@
 #include <grpc/grpc.h>
 #include <grpc/grpc_security.h>
 #include <grpc/support/alloc.h>
+#include <grpc/support/log.h>
 
 #include "log.h"
 #include "rpc_priv.h"
@@ -112,8 +114,20 @@ grpc_status_code rpc_status_from_errno(int neg_errno)
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 static bool grpc_started;
 
+/* gRPC core log lines join ours. Its ERRORs are mostly per-connection
+ * (a failed handshake, a peer reset): a warning for us, rate-limited since
+ * a hostile client can cause them at will. */
+static void grpc_log(gpr_log_func_args *args)
+{
+	if (args->severity == GPR_LOG_SEVERITY_ERROR)
+		log_rl(LOG_LVL_WARN, "grpc", "%s", args->message);
+	else
+		log_dbg("grpc", "%s", args->message);
+}
+
 static void do_init(void)
 {
+	gpr_set_log_function(grpc_log);
 	grpc_init();
 	grpc_started = true;
 }
@@ -164,6 +178,7 @@ static void request_call(struct rpc_server *s)
 {
 	struct rpc_call *c = calloc(1, sizeof(*c));
 	grpc_call_error err = GRPC_CALL_ERROR_ALREADY_FINISHED;
+	bool closing;
 
 	if (!c) {
 		log_err(s->tag, "out of memory: serving one call fewer in parallel");
@@ -175,12 +190,13 @@ static void request_call(struct rpc_server *s)
 	grpc_call_details_init(&c->details);
 	grpc_metadata_array_init(&c->request_md);
 	pthread_mutex_lock(&s->lock);
-	if (!s->closing)
+	closing = s->closing;
+	if (!closing)
 		err = grpc_server_request_call(s->server, &c->call, &c->details,
 					       &c->request_md, s->cq, s->cq, c);
 	pthread_mutex_unlock(&s->lock);
 	if (err != GRPC_CALL_OK) {
-		if (!s->closing)
+		if (!closing)
 			log_err(s->tag, "grpc_server_request_call failed: %d", err);
 		call_free(c);
 	}
@@ -532,6 +548,8 @@ static void server_destroy(struct rpc_server *s, bool threads_running)
 				log_info(s->tag, "cancelling calls still running after %u ms",
 					 s->grace_ms);
 				grpc_server_cancel_all_calls(s->server);
+				/* a handler still running cannot be interrupted:
+				 * its call ends when it returns */
 				while (!wait_shutdown(s, 1000))
 					;
 			}
@@ -669,6 +687,13 @@ int rpc_server_tcp_port(const struct rpc_server *s)
 
 void rpc_server_stop(struct rpc_server *s)
 {
-	if (s)
-		server_destroy(s, true);
+	const char *tag;
+	uint64_t start;
+
+	if (!s)
+		return;
+	tag = s->tag;
+	start = now_ns();
+	server_destroy(s, true);
+	log_dbg(tag, "stopped in %" PRIu64 " ms", (now_ns() - start) / 1000000);
 }

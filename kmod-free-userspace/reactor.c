@@ -8,6 +8,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "iobuf.h"
 #include "log.h"
 #include "util.h"
 
@@ -305,6 +306,7 @@ static void *reactor_thread(void *arg)
 		run_completions(r);
 	}
 	drain_mailbox(r);
+	iobuf_trim(); /* this thread's buffer cache */
 	current = NULL;
 	return NULL;
 }

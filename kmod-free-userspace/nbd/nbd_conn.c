@@ -40,6 +40,19 @@ static void set_state(struct nbd_conn *c, enum nbd_conn_state s)
 	c->state = s;
 }
 
+/* Every callback holds the connection while it runs: a close deep inside
+ * (DISC, a protocol error) then frees it on the way out, not under our feet. */
+static void hold(struct nbd_conn *c)
+{
+	c->busy++;
+}
+
+static void unhold(struct nbd_conn *c)
+{
+	c->busy--;
+	maybe_free(c);
+}
+
 static void raw_release(struct nbd_out *o)
 {
 	free(o->data);
@@ -90,7 +103,7 @@ static void maybe_free(struct nbd_conn *c)
 	const struct nbd_export_ops *ops;
 
 	if (c->state != NBD_CONN_CLOSING || c->recv_pending || c->send_pending ||
-	    c->inflight)
+	    c->inflight || c->busy)
 		return;
 	while (c->sq_head) {
 		struct nbd_out *o = c->sq_head;
@@ -160,13 +173,12 @@ static void send_done(struct reactor_op *op, int res)
 	uint32_t left = res > 0 ? (uint32_t)res : 0;
 
 	c->send_pending = false;
-	if (c->state == NBD_CONN_CLOSING) {
-		maybe_free(c);
-		return;
-	}
+	hold(c);
+	if (c->state == NBD_CONN_CLOSING)
+		goto out;
 	if (res <= 0) {
 		nbd_conn_close(c, res == 0 ? "send returned 0" : strerror(-res));
-		return;
+		goto out;
 	}
 	while (c->sq_head && left) {
 		struct nbd_out *o = c->sq_head;
@@ -182,14 +194,14 @@ static void send_done(struct reactor_op *op, int res)
 			c->sq_tail = &c->sq_head;
 		o->release(o);
 	}
-	if (c->sq_head) {
+	if (c->sq_head)
 		conn_send(c);
-		return;
-	}
-	if (c->disc && !c->inflight)
+	else if (c->disc && !c->inflight)
 		nbd_conn_close(c, "client sent NBD_CMD_DISC");
 	else if (c->state == NBD_CONN_MOVING)
 		try_handover(c);
+out:
+	unhold(c);
 }
 
 /* ---- handshake ------------------------------------------------------ */
@@ -199,6 +211,7 @@ static void adopt(void *arg)
 	struct nbd_conn *c = arg;
 	struct volume *v = c->vol;
 
+	hold(c);
 	c->r = v->r;
 	c->vnext = v->frontends;
 	c->vprev = NULL;
@@ -207,17 +220,17 @@ static void adopt(void *arg)
 	v->frontends = c;
 	v->connections++;
 	c->on_volume = true;
-	if (v->detaching) {
-		set_state(c, NBD_CONN_TRANSMISSION);
-		nbd_conn_close(c, "volume is going away");
-		return;
-	}
 	set_state(c, NBD_CONN_TRANSMISSION);
-	log_info("nbd", "%s: serving volume %s on reactor %d (%s replies)",
-		 c->peer, v->name, reactor_id(v->r),
-		 c->sess.structured ? "structured" : "simple");
-	transmission_input(c);
-	conn_recv(c);
+	if (v->detaching) {
+		nbd_conn_close(c, "volume is going away");
+	} else {
+		log_info("nbd", "%s: serving volume %s on reactor %d (%s replies)",
+			 c->peer, v->name, reactor_id(v->r),
+			 c->sess.structured ? "structured" : "simple");
+		transmission_input(c);
+		conn_recv(c);
+	}
+	unhold(c);
 }
 
 static void try_handover(struct nbd_conn *c)
@@ -347,13 +360,15 @@ void nbd_conn_accepted(struct nbd_server *srv, struct reactor *r, int fd)
 		snprintf(c->peer, sizeof(c->peer), "unix:fd%d", fd);
 	}
 	nbd_server_track(srv, c, true);
+	hold(c);
 	nbd_hs_greeting(&ob);
 	if (enqueue_raw(c, &ob) < 0) {
 		nbd_conn_close(c, "out of memory");
-		return;
+	} else {
+		conn_send(c);
+		conn_recv(c);
 	}
-	conn_send(c);
-	conn_recv(c);
+	unhold(c);
 }
 
 /* ---- receive -------------------------------------------------------- */
@@ -365,16 +380,15 @@ static void recv_done(struct reactor_op *op, int res)
 	struct nbd_conn *c = container_of(op, struct nbd_conn, recv_op);
 
 	c->recv_pending = false;
-	if (c->state == NBD_CONN_CLOSING) {
-		maybe_free(c);
-		return;
-	}
+	hold(c);
+	if (c->state == NBD_CONN_CLOSING)
+		goto out;
 	if (res <= 0) {
 		nbd_conn_close(c, res == 0 ? (c->state == NBD_CONN_TRANSMISSION ?
 			       "client went away without NBD_CMD_DISC" :
 			       "client went away during negotiation") :
 			       strerror(-res));
-		return;
+		goto out;
 	}
 	if (c->payload_req) {
 		struct nbd_req *req = c->payload_req;
@@ -392,6 +406,8 @@ static void recv_done(struct reactor_op *op, int res)
 	else
 		handshake_input(c);
 	conn_recv(c);
+out:
+	unhold(c);
 }
 
 static void conn_recv(struct nbd_conn *c)
@@ -482,19 +498,19 @@ static void req_done(struct vol_io *io, int res)
 		return;
 	}
 	c->inflight--;
+	hold(c);
 	if (c->state == NBD_CONN_CLOSING) {
 		req_release(&req->out);
-		maybe_free(c);
-		return;
-	}
-	queue_reply(c, req, res < 0 ? nbd_errno_to_wire(-res) : 0);
-	if (c->disc) {
-		if (!c->inflight && !c->sq_head && !c->send_pending)
+	} else {
+		queue_reply(c, req, res < 0 ? nbd_errno_to_wire(-res) : 0);
+		if (!c->disc) {
+			transmission_input(c);
+			conn_recv(c);
+		} else if (!c->inflight && !c->sq_head && !c->send_pending) {
 			nbd_conn_close(c, "client sent NBD_CMD_DISC");
-		return;
+		}
 	}
-	transmission_input(c);
-	conn_recv(c);
+	unhold(c);
 }
 
 static void submit_req(struct nbd_conn *c, struct nbd_req *req)

@@ -74,6 +74,7 @@ struct nbd_conn {
 	struct iovec iov[NBD_SEND_IOV];
 
 	unsigned inflight;
+	unsigned busy;                  /* callbacks running: pins the memory */
 	bool disc;                      /* NBD_CMD_DISC seen */
 };
 

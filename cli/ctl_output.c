@@ -1,0 +1,178 @@
+/* urbdctl output: aligned tables for people, JSON (json-c) for scripts.
+ * JSON carries raw numbers (bytes, ns) and stable key names; tables carry
+ * humanised sizes and times and may change. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "ctl.h"
+
+static int table_push(struct ctl_table *t, va_list ap)
+{
+	char **cells = realloc(t->cells, (size_t)(t->nrows + 1) * t->ncols * sizeof(*cells));
+
+	if (!cells)
+		return -ENOMEM;
+	t->cells = cells;
+	for (unsigned i = 0; i < t->ncols; i++) {
+		const char *s = va_arg(ap, const char *);
+
+		cells[t->nrows * t->ncols + i] = strdup(s ? s : "");
+	}
+	t->nrows++;
+	return 0;
+}
+
+int ctl_table_init(struct ctl_table *t, unsigned ncols, ...)
+{
+	va_list ap;
+	int ret;
+
+	memset(t, 0, sizeof(*t));
+	if (ncols == 0 || ncols > CTL_TABLE_MAX_COLS)
+		return -EINVAL;
+	t->ncols = ncols;
+	va_start(ap, ncols);
+	ret = table_push(t, ap);
+	va_end(ap);
+	return ret;
+}
+
+int ctl_table_add(struct ctl_table *t, ...)
+{
+	va_list ap;
+	int ret;
+
+	va_start(ap, t);
+	ret = table_push(t, ap);
+	va_end(ap);
+	return ret;
+}
+
+static const char *cell(const struct ctl_table *t, unsigned r, unsigned c)
+{
+	const char *s = t->cells[r * t->ncols + c];
+
+	return s ? s : "?";   /* strdup failed: show something, keep columns */
+}
+
+void ctl_table_print(const struct ctl_table *t)
+{
+	size_t width[CTL_TABLE_MAX_COLS] = { 0 };
+
+	for (unsigned r = 0; r < t->nrows; r++)
+		for (unsigned c = 0; c < t->ncols; c++) {
+			size_t n = strlen(cell(t, r, c));
+
+			if (n > width[c])
+				width[c] = n;
+		}
+	for (unsigned r = 0; r < t->nrows; r++) {
+		for (unsigned c = 0; c < t->ncols; c++) {
+			/* no trailing blanks after the last column */
+			if (c + 1 == t->ncols)
+				printf("%s\n", cell(t, r, c));
+			else
+				printf("%-*s  ", (int)width[c], cell(t, r, c));
+		}
+	}
+}
+
+void ctl_table_free(struct ctl_table *t)
+{
+	for (size_t i = 0; i < (size_t)t->nrows * t->ncols; i++)
+		free(t->cells[i]);
+	free(t->cells);
+	memset(t, 0, sizeof(*t));
+}
+
+int ctl_json_print(struct json_object *obj)
+{
+	const char *s;
+
+	if (!obj) {
+		fprintf(stderr, "urbdctl: out of memory building JSON\n");
+		return CTL_EXIT_ERROR;
+	}
+	s = json_object_to_json_string_ext(obj, JSON_C_TO_STRING_PRETTY |
+					   JSON_C_TO_STRING_NOSLASHESCAPE);
+	printf("%s\n", s);
+	json_object_put(obj);
+	return CTL_EXIT_OK;
+}
+
+const char *ctl_state_name(Urbd__V1__VolumeState s)
+{
+	switch (s) {
+	case URBD__V1__VOLUME_STATE__VOLUME_STATE_ONLINE: return "online";
+	case URBD__V1__VOLUME_STATE__VOLUME_STATE_FAILED: return "failed";
+	default: return "unknown";
+	}
+}
+
+static void add_u64(struct json_object *o, const char *key, uint64_t v)
+{
+	json_object_object_add(o, key, json_object_new_uint64(v));
+}
+
+static void add_str(struct json_object *o, const char *key, const char *v)
+{
+	json_object_object_add(o, key, json_object_new_string(v ? v : ""));
+}
+
+struct json_object *ctl_json_volume(const Urbd__V1__Volume *v)
+{
+	struct json_object *o = json_object_new_object();
+
+	if (!o)
+		return NULL;
+	add_str(o, "name", v->name);
+	add_str(o, "uuid", v->uuid);
+	add_u64(o, "size_bytes", v->size_bytes);
+	add_u64(o, "block_size", v->block_size);
+	add_str(o, "state", ctl_state_name(v->state));
+	add_str(o, "error", v->error);
+	json_object_object_add(o, "reactor", json_object_new_int(v->reactor));
+	add_u64(o, "connections", v->connections);
+	add_u64(o, "created_unix_ns", v->created_unix_ns);
+	add_u64(o, "allocated_bytes", v->allocated_bytes);
+	add_u64(o, "reads", v->reads);
+	add_u64(o, "writes", v->writes);
+	add_u64(o, "bytes_read", v->bytes_read);
+	add_u64(o, "bytes_written", v->bytes_written);
+	add_u64(o, "flushes", v->flushes);
+	add_u64(o, "errors", v->errors);
+	return o;
+}
+
+char *ctl_format_time(uint64_t unix_ns, char *buf, size_t len)
+{
+	time_t t = (time_t)(unix_ns / 1000000000ull);
+	struct tm tm;
+
+	if (!unix_ns || !gmtime_r(&t, &tm) ||
+	    !strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm))
+		snprintf(buf, len, "-");
+	return buf;
+}
+
+char *ctl_format_duration(uint64_t ns, char *buf, size_t len)
+{
+	uint64_t s = ns / 1000000000ull;
+
+	if (s >= 86400)
+		snprintf(buf, len, "%" PRIu64 "d %" PRIu64 "h %" PRIu64 "m",
+			 s / 86400, s % 86400 / 3600, s % 3600 / 60);
+	else if (s >= 3600)
+		snprintf(buf, len, "%" PRIu64 "h %" PRIu64 "m %" PRIu64 "s",
+			 s / 3600, s % 3600 / 60, s % 60);
+	else if (s >= 60)
+		snprintf(buf, len, "%" PRIu64 "m %" PRIu64 "s", s / 60, s % 60);
+	else
+		snprintf(buf, len, "%" PRIu64 "s", s);
+	return buf;
+}

@@ -1,0 +1,237 @@
+/* urbdctl volume create|list|status|resize|delete */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ctl.h"
+#include "util.h"
+
+#define BLOCK 4096u
+
+#define METHOD(m) "/urbd.v1.Control/" m
+
+/* SIZE on the command line; checked here so a typo never reaches the
+ * daemon. 0 or an exit code. */
+static int parse_size_arg(const char *s, uint64_t *out)
+{
+	int ret = urbd_parse_size(s, out);
+
+	if (ret == -ERANGE)
+		return ctl_usage_error("size '%s' is too large", s);
+	if (ret)
+		return ctl_usage_error("invalid size '%s': use bytes or a K/M/G/T/P "
+				       "suffix, e.g. 4096, 512M, 1G", s);
+	if (*out == 0)
+		return ctl_usage_error("size must be greater than 0");
+	if (*out % BLOCK && s[strspn(s, "0123456789")] == '\0')
+		return ctl_usage_error("size %s is not a multiple of %u bytes", s, BLOCK);
+	if (*out % BLOCK)
+		return ctl_usage_error("size %s (%" PRIu64 " bytes) is not a multiple "
+				       "of %u bytes", s, *out, BLOCK);
+	return 0;
+}
+
+static int need_args(int argc, int n, const char *syntax)
+{
+	if (argc != n)
+		return ctl_usage_error("usage: urbdctl %s", syntax);
+	return 0;
+}
+
+static void print_volume(const Urbd__V1__Volume *v)
+{
+	char a[32], b[32], t[32];
+
+	printf("Name:          %s\n", v->name);
+	printf("UUID:          %s\n", v->uuid);
+	printf("State:         %s\n", ctl_state_name(v->state));
+	if (v->error[0])
+		printf("Error:         %s\n", v->error);
+	printf("Size:          %s (%" PRIu64 " bytes)\n",
+	       urbd_format_size(v->size_bytes, a, sizeof(a)), v->size_bytes);
+	printf("Allocated:     %s\n", urbd_format_size(v->allocated_bytes, a, sizeof(a)));
+	printf("Block size:    %" PRIu32 "\n", v->block_size);
+	printf("Created:       %s\n", ctl_format_time(v->created_unix_ns, t, sizeof(t)));
+	if (v->reactor >= 0)
+		printf("Reactor:       %" PRId32 "\n", v->reactor);
+	else
+		printf("Reactor:       -\n");
+	printf("Connections:   %" PRIu32 "\n", v->connections);
+	printf("Reads:         %" PRIu64 " (%s)\n", v->reads,
+	       urbd_format_size(v->bytes_read, a, sizeof(a)));
+	printf("Writes:        %" PRIu64 " (%s)\n", v->writes,
+	       urbd_format_size(v->bytes_written, b, sizeof(b)));
+	printf("Flushes:       %" PRIu64 "\n", v->flushes);
+	printf("I/O errors:    %" PRIu64 "\n", v->errors);
+}
+
+static int volume_create(struct ctl *c, int argc, char **argv)
+{
+	Urbd__V1__CreateVolumeRequest req = URBD__V1__CREATE_VOLUME_REQUEST__INIT;
+	Urbd__V1__CreateVolumeResponse *resp;
+	char sz[32];
+	int ret;
+
+	if ((ret = need_args(argc, 2, "volume create NAME SIZE")) ||
+	    (ret = parse_size_arg(argv[1], &req.size_bytes)))
+		return ret;
+	req.name = argv[0];
+	ret = ctl_call(c, METHOD("CreateVolume"), &req.base,
+		       &urbd__v1__create_volume_response__descriptor,
+		       (ProtobufCMessage **)&resp);
+	if (ret)
+		return ret;
+	if (c->json && resp->volume)
+		ret = ctl_json_print(ctl_json_volume(resp->volume));
+	else if (!c->json)
+		printf("created volume %s (%s)\n", req.name,
+		       urbd_format_size(req.size_bytes, sz, sizeof(sz)));
+	protobuf_c_message_free_unpacked(&resp->base, NULL);
+	return ret;
+}
+
+static int volume_list(struct ctl *c, int argc, char **argv)
+{
+	Urbd__V1__ListVolumesRequest req = URBD__V1__LIST_VOLUMES_REQUEST__INIT;
+	Urbd__V1__ListVolumesResponse *resp;
+	struct json_object *arr, *root;
+	struct ctl_table t;
+	int ret;
+
+	if ((ret = need_args(argc, 0, "volume list")))
+		return ret;
+	ret = ctl_call(c, METHOD("ListVolumes"), &req.base,
+		       &urbd__v1__list_volumes_response__descriptor,
+		       (ProtobufCMessage **)&resp);
+	if (ret)
+		return ret;
+	if (c->json) {
+		root = json_object_new_object();
+		arr = json_object_new_array();
+		for (size_t i = 0; root && arr && i < resp->n_volumes; i++)
+			json_object_array_add(arr, ctl_json_volume(resp->volumes[i]));
+		if (root && arr)
+			json_object_object_add(root, "volumes", arr);
+		ret = ctl_json_print(root);
+		goto out;
+	}
+	ctl_table_init(&t, 6, "NAME", "SIZE", "ALLOCATED", "STATE", "CONNS", "UUID");
+	for (size_t i = 0; i < resp->n_volumes; i++) {
+		const Urbd__V1__Volume *v = resp->volumes[i];
+		char size[32], alloc[32], conns[16];
+
+		snprintf(conns, sizeof(conns), "%" PRIu32, v->connections);
+		ctl_table_add(&t, v->name, urbd_format_size(v->size_bytes, size, sizeof(size)),
+			      urbd_format_size(v->allocated_bytes, alloc, sizeof(alloc)),
+			      ctl_state_name(v->state), conns, v->uuid);
+	}
+	ctl_table_print(&t);
+	ctl_table_free(&t);
+out:
+	protobuf_c_message_free_unpacked(&resp->base, NULL);
+	return ret;
+}
+
+static int volume_status(struct ctl *c, int argc, char **argv)
+{
+	Urbd__V1__GetVolumeRequest req = URBD__V1__GET_VOLUME_REQUEST__INIT;
+	Urbd__V1__GetVolumeResponse *resp;
+	int ret;
+
+	if ((ret = need_args(argc, 1, "volume status NAME")))
+		return ret;
+	req.name = argv[0];
+	ret = ctl_call(c, METHOD("GetVolume"), &req.base,
+		       &urbd__v1__get_volume_response__descriptor,
+		       (ProtobufCMessage **)&resp);
+	if (ret)
+		return ret;
+	if (!resp->volume) {
+		fprintf(stderr, "urbdctl: the daemon sent no volume\n");
+		ret = CTL_EXIT_ERROR;
+	} else if (c->json) {
+		ret = ctl_json_print(ctl_json_volume(resp->volume));
+	} else {
+		print_volume(resp->volume);
+	}
+	protobuf_c_message_free_unpacked(&resp->base, NULL);
+	return ret;
+}
+
+static int volume_resize(struct ctl *c, int argc, char **argv)
+{
+	Urbd__V1__ResizeVolumeRequest req = URBD__V1__RESIZE_VOLUME_REQUEST__INIT;
+	Urbd__V1__ResizeVolumeResponse *resp;
+	char sz[32];
+	int ret;
+
+	if ((ret = need_args(argc, 2, "volume resize NAME SIZE")) ||
+	    (ret = parse_size_arg(argv[1], &req.new_size_bytes)))
+		return ret;
+	req.name = argv[0];
+	ret = ctl_call(c, METHOD("ResizeVolume"), &req.base,
+		       &urbd__v1__resize_volume_response__descriptor,
+		       (ProtobufCMessage **)&resp);
+	if (ret)
+		return ret;
+	if (c->json && resp->volume)
+		ret = ctl_json_print(ctl_json_volume(resp->volume));
+	else if (!c->json)
+		printf("resized volume %s to %s\n", req.name,
+		       urbd_format_size(req.new_size_bytes, sz, sizeof(sz)));
+	protobuf_c_message_free_unpacked(&resp->base, NULL);
+	return ret;
+}
+
+static int volume_delete(struct ctl *c, int argc, char **argv)
+{
+	Urbd__V1__DeleteVolumeRequest req = URBD__V1__DELETE_VOLUME_REQUEST__INIT;
+	Urbd__V1__DeleteVolumeResponse *resp;
+	struct json_object *o;
+	int ret;
+
+	if ((ret = need_args(argc, 1, "volume delete NAME [--force]")))
+		return ret;
+	req.name = argv[0];
+	req.force = c->force;
+	ret = ctl_call(c, METHOD("DeleteVolume"), &req.base,
+		       &urbd__v1__delete_volume_response__descriptor,
+		       (ProtobufCMessage **)&resp);
+	if (ret) {
+		if (c->status == GRPC_STATUS_FAILED_PRECONDITION && !c->force)
+			fprintf(stderr, "urbdctl: (if the volume is in use, --force "
+				"disconnects its clients)\n");
+		return ret;
+	}
+	protobuf_c_message_free_unpacked(&resp->base, NULL);
+	if (!c->json) {
+		printf("deleted volume %s\n", req.name);
+		return CTL_EXIT_OK;
+	}
+	o = json_object_new_object();
+	if (o)
+		json_object_object_add(o, "deleted", json_object_new_string(req.name));
+	return ctl_json_print(o);
+}
+
+int ctl_cmd_volume(struct ctl *c, int argc, char **argv)
+{
+	static const struct {
+		const char *name;
+		int (*fn)(struct ctl *c, int argc, char **argv);
+	} sub[] = {
+		{ "create", volume_create }, { "list", volume_list },
+		{ "ls", volume_list }, { "status", volume_status },
+		{ "resize", volume_resize }, { "delete", volume_delete },
+		{ "rm", volume_delete },
+	};
+
+	if (argc < 1)
+		return ctl_usage_error("usage: urbdctl volume create|list|status|resize|delete ...");
+	for (size_t i = 0; i < ARRAY_SIZE(sub); i++)
+		if (strcmp(argv[0], sub[i].name) == 0)
+			return sub[i].fn(c, argc - 1, argv + 1);
+	return ctl_usage_error("unknown volume command '%s'", argv[0]);
+}
