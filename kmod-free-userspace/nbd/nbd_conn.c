@@ -63,6 +63,7 @@ static void enqueue(struct nbd_conn *c, struct nbd_out *o)
 {
 	o->next = NULL;
 	o->sent = 0;
+	c->queued++;
 	*c->sq_tail = o;
 	c->sq_tail = &o->next;
 }
@@ -193,6 +194,7 @@ static void send_done(struct reactor_op *op, int res)
 		if (!c->sq_head)
 			c->sq_tail = &c->sq_head;
 		o->release(o);
+		c->queued--;
 	}
 	if (c->sq_head)
 		conn_send(c);
@@ -200,6 +202,11 @@ static void send_done(struct reactor_op *op, int res)
 		nbd_conn_close(c, "client sent NBD_CMD_DISC");
 	else if (c->state == NBD_CONN_MOVING)
 		try_handover(c);
+	if (c->state == NBD_CONN_TRANSMISSION && !c->disc) {
+		/* replies leaving may lift a pause on reading */
+		transmission_input(c);
+		conn_recv(c);
+	}
 out:
 	unhold(c);
 }
@@ -426,8 +433,8 @@ static void conn_recv(struct nbd_conn *c)
 			     req->rq.length - req->io.progress);
 		return;
 	}
-	if (c->inflight >= NBD_MAX_INFLIGHT)
-		return; /* resumed when a request completes */
+	if (c->inflight + c->queued >= NBD_MAX_INFLIGHT)
+		return; /* resumed when a request completes or replies go out */
 	if (c->rhead == c->rtail) {
 		c->rhead = c->rtail = 0;
 	} else if (c->rhead && NBD_RBUF_SIZE - c->rtail < NBD_DIRECT_RECV) {
@@ -612,7 +619,7 @@ static void transmission_input(struct nbd_conn *c)
 				return;
 			continue;
 		}
-		if (c->inflight >= NBD_MAX_INFLIGHT)
+		if (c->inflight + c->queued >= NBD_MAX_INFLIGHT)
 			return;
 		ret = nbd_parse_request(c->rbuf + c->rhead, avail, &rq);
 		if (ret == -EAGAIN)

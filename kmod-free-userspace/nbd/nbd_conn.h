@@ -11,7 +11,9 @@
 #include "volume.h"
 
 #define NBD_RBUF_SIZE   (256u * 1024)
-#define NBD_MAX_INFLIGHT 256  /* requests in flight per connection */
+/* requests in flight plus replies not yet sent, per connection: a client
+ * that stops reading replies stops being read, so memory stays bounded */
+#define NBD_MAX_INFLIGHT 256
 #define NBD_SEND_IOV    64    /* iovecs gathered into one sendmsg */
 #define NBD_DIRECT_RECV (64u * 1024) /* payloads this big skip the copy */
 
@@ -74,6 +76,7 @@ struct nbd_conn {
 	struct iovec iov[NBD_SEND_IOV];
 
 	unsigned inflight;
+	unsigned queued;                /* replies waiting to be sent */
 	unsigned busy;                  /* callbacks running: pins the memory */
 	bool disc;                      /* NBD_CMD_DISC seen */
 };
