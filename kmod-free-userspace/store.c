@@ -30,9 +30,21 @@ static int fsync_dir(int dirfd)
 }
 
 /* leftovers of a crash in the middle of create or delete */
+static DIR *open_voldir(struct store *s)
+{
+	int fd = dup(s->voldir);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+
+	if (!d && fd >= 0)
+		close(fd);
+	if (d)
+		rewinddir(d);
+	return d;
+}
+
 static void clean_leftovers(struct store *s)
 {
-	DIR *d = fdopendir(dup(s->voldir));
+	DIR *d = open_voldir(s);
 	struct dirent *e;
 
 	if (!d)
@@ -197,6 +209,11 @@ int store_create_volume(struct store *s, const char *name, uint64_t size,
 	struct stat st;
 	int ret;
 
+	/* the name becomes a directory name: never trust callers with it */
+	if (!urbd_name_valid(name) || size == 0 || size % STORE_BLOCK_SIZE) {
+		snprintf(err, errlen, "invalid volume name or size");
+		return -EINVAL;
+	}
 	if (fstatat(s->voldir, name, &st, 0) == 0) {
 		snprintf(err, errlen, "volume %s already exists", name);
 		return -EEXIST;
@@ -420,14 +437,13 @@ int store_delete_volume(struct store *s, const char *name)
 
 int store_list(struct store *s, char ***names, size_t *n)
 {
-	DIR *d = fdopendir(dup(s->voldir));
+	DIR *d = open_voldir(s);
 	struct dirent *e;
 	char **v = NULL;
 	size_t cnt = 0, cap = 0;
 
 	if (!d)
 		return -errno;
-	rewinddir(d);
 	while ((e = readdir(d))) {
 		if (e->d_name[0] == '.')
 			continue;

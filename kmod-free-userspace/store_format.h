@@ -16,7 +16,8 @@
  *
  * Sizing of the reserved areas: the bitmap grain defaults to 64 KiB, so a
  * 1 TiB volume needs 16 Mi bits = 2 MiB per peer; URBD_MAX_PEERS peer
- * slots cost 8 MiB there, and 8 KiB for the 1 GiB demo volume. The
+ * slots cost 8 MiB there, and 16 KiB (4 x 4 KiB, rounded up) for the
+ * 1 GiB demo volume. The
  * activity log keeps 64 KiB: 16 blocks of 4 KiB, room for ~8k extent
  * numbers (4 MiB extents => 32 GiB hot set). */
 #ifndef URBD_STORE_FORMAT_H

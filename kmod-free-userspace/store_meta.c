@@ -101,7 +101,12 @@ enum store_meta_err store_meta_decode(const uint8_t *buf, size_t len,
 	m->bm_offset = get_le64(buf + SB_OFF_BM_OFFSET);
 	m->bm_len_per_peer = get_le64(buf + SB_OFF_BM_LEN);
 
+	/* everything must re-encode to the same bytes: garbage after the
+	 * name or in the reserved area means this is not our superblock */
 	if (m->name[63] != '\0' || !urbd_name_valid(m->name) ||
+	    !all_zero(buf + SB_OFF_NAME + strlen(m->name), 64 - strlen(m->name)) ||
+	    !all_zero(buf + SB_OFF_RESERVED, SB_HDR_LEN - SB_OFF_RESERVED) ||
+	    m->al_len > UINT64_MAX - m->al_offset ||
 	    m->size == 0 || !is_aligned(m->size, STORE_BLOCK_SIZE) ||
 	    !is_pow2(m->block_size) || m->block_size < 512 ||
 	    m->block_size > STORE_BLOCK_SIZE || !is_pow2(m->bm_grain) ||

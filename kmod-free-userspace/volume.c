@@ -60,7 +60,7 @@ int volume_check(const struct volume *v, uint64_t off, uint64_t len)
 {
 	uint64_t end;
 
-	if (add_overflows_u64(off, len, &end))
+	if (len == 0 || add_overflows_u64(off, len, &end))
 		return -EINVAL;
 	if (end > v->size)
 		return -ENOSPC;
