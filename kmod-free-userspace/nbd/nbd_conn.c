@@ -353,6 +353,7 @@ void nbd_conn_accepted(struct nbd_server *srv, struct reactor *r, int fd)
 	c->r = r;
 	c->fd = fd;
 	c->sq_tail = &c->sq_head;
+	c->accepted_ns = now_ns();
 	c->sess.ops = nbd_server_ops(srv, &c->sess.ops_ctx);
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	snprintf(c->peer, sizeof(c->peer), "fd%d", fd);

@@ -16,6 +16,9 @@
 #define NBD_MAX_INFLIGHT 256
 #define NBD_SEND_IOV    64    /* iovecs gathered into one sendmsg */
 #define NBD_DIRECT_RECV (64u * 1024) /* payloads this big skip the copy */
+/* a client must finish negotiating within this time, or it is dropped:
+ * idle half-open connections would otherwise pin memory forever */
+#define NBD_HANDSHAKE_TIMEOUT_NS (30ULL * 1000000000ULL)
 
 enum nbd_conn_state {
 	NBD_CONN_GREETING,     /* greeting queued, waiting for client flags */
@@ -55,6 +58,7 @@ struct nbd_conn {
 	int fd;
 	enum nbd_conn_state state;
 	char peer[64];
+	uint64_t accepted_ns;           /* negotiation deadline counts from here */
 	struct nbd_session sess;
 	struct volume *vol;
 	struct nbd_conn *vnext, *vprev; /* volume's connection list */

@@ -32,7 +32,12 @@ struct nbd_server {
 	const struct nbd_export_ops *ops;
 	void *ops_ctx;
 	struct nbd_conn *negotiating; /* connections still on the acceptor */
+	struct reactor_timer sweep;   /* drops clients that never finish negotiating */
+	bool sweep_pending;
+	uint64_t handshake_timeout_ns;
 };
+
+#define SWEEP_INTERVAL_NS (1000000000ULL)
 
 const struct nbd_export_ops *nbd_server_ops(struct nbd_server *s, void **ctx)
 {
@@ -170,10 +175,32 @@ struct start_arg {
 	struct nbd_server *s;
 };
 
+static void sweep_done(struct reactor_op *op, int res)
+{
+	struct nbd_server *s = container_of(op, struct nbd_server, sweep.op);
+	uint64_t now = now_ns();
+	struct nbd_conn *c, *next;
+
+	s->sweep_pending = false;
+	if (s->stopping)
+		return;
+	for (c = s->negotiating; c; c = next) {
+		next = c->snext;
+		if ((c->state == NBD_CONN_GREETING || c->state == NBD_CONN_OPTIONS) &&
+		    now - c->accepted_ns > s->handshake_timeout_ns)
+			nbd_conn_close(c, "negotiation took too long");
+	}
+	s->sweep_pending = true;
+	reactor_timeout(s->r, &s->sweep, SWEEP_INTERVAL_NS);
+}
+
 static int start_on_reactor(void *arg)
 {
 	struct nbd_server *s = arg;
 
+	s->sweep.op.cb = sweep_done;
+	s->sweep_pending = true;
+	reactor_timeout(s->r, &s->sweep, SWEEP_INTERVAL_NS);
 	arm_accept(&s->tcp);
 	arm_accept(&s->unx);
 	return 0;
@@ -191,6 +218,10 @@ int nbd_server_start(struct reactor *acceptor, const struct nbd_server_config *c
 	s->r = acceptor;
 	s->ops = ops;
 	s->ops_ctx = ops_ctx;
+	s->handshake_timeout_ns = NBD_HANDSHAKE_TIMEOUT_NS;
+	if (getenv("URBD_NBD_HANDSHAKE_TIMEOUT_MS")) /* tests */
+		s->handshake_timeout_ns =
+			strtoull(getenv("URBD_NBD_HANDSHAKE_TIMEOUT_MS"), NULL, 10) * 1000000ULL;
 	s->tcp = (struct listener){ .srv = s, .fd = -1, .what = "tcp" };
 	s->unx = (struct listener){ .srv = s, .fd = -1, .what = "unix" };
 	if (cfg->tcp_listen && *cfg->tcp_listen) {
@@ -238,12 +269,15 @@ static int stop_on_reactor(void *arg)
 			reactor_cancel(s->r, &s->tcp.op);
 		if (s->unx.pending)
 			reactor_cancel(s->r, &s->unx.op);
+		if (s->sweep_pending)
+			reactor_cancel(s->r, &s->sweep.op);
 		for (c = s->negotiating; c; c = next) {
 			next = c->snext;
 			nbd_conn_close(c, "server shutting down");
 		}
 	}
-	return (s->tcp.pending || s->unx.pending || s->negotiating) ? -EAGAIN : 0;
+	return (s->tcp.pending || s->unx.pending || s->sweep_pending ||
+		s->negotiating) ? -EAGAIN : 0;
 }
 
 void nbd_server_stop(struct nbd_server *s)
