@@ -193,6 +193,10 @@ static int parse_options(struct ctl *c, int argc, char **argv,
 		case ':':
 			return ctl_usage_error("option '%s' needs a value", argv[optind - 1]);
 		default:
+			/* optopt names a bad short option; for a bad long one
+			 * getopt has already stepped past it */
+			if (optopt)
+				return ctl_usage_error("unknown option '-%c'", optopt);
 			return ctl_usage_error("unknown option '%s'", argv[optind - 1]);
 		}
 	}

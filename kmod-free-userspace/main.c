@@ -282,6 +282,15 @@ int main(int argc, char **argv)
 
 		if (nbd_server_start(reactors[0], &ncfg, &volmgr_nbd_ops, vm, &nbd) < 0)
 			goto out;
+		if (*cfg.nbd_listen) { /* report the port bound, not a 0 */
+			char bound[160];
+			const char *colon = strrchr(cfg.nbd_listen, ':');
+
+			snprintf(bound, sizeof(bound), "%.*s:%d",
+				 (int)(colon - cfg.nbd_listen), cfg.nbd_listen,
+				 nbd_server_port(nbd));
+			volmgr_set_frontends(vm, bound, cfg.nbd_unix);
+		}
 	}
 	ccfg.unix_path = cfg.control;
 	ccfg.tcp_listen = cfg.control_tcp;

@@ -184,9 +184,17 @@ static int build_volume_dir(struct store *s, const char *tmp,
 		ret = -errno;
 		goto out;
 	}
-	/* slot A holds seq 1; slot B stays zero (reads as "never written") */
+	/* slot A holds seq m->seq; slot B the same state one seq older, so a
+	 * volume never depends on a single copy of its superblock */
 	store_meta_encode(m, sb);
 	ret = write_full(fd, sb, sizeof(sb), 0);
+	if (!ret) {
+		struct store_meta older = *m;
+
+		older.seq = m->seq - 1;
+		store_meta_encode(&older, sb);
+		ret = write_full(fd, sb, sizeof(sb), STORE_SB_SIZE);
+	}
 	if (!ret && ftruncate(fd, (off_t)(m->bm_offset +
 					 URBD_MAX_PEERS * m->bm_len_per_peer)) < 0)
 		ret = -errno;
@@ -218,7 +226,8 @@ int store_create_volume(struct store *s, const char *name, uint64_t size,
 		snprintf(err, errlen, "volume %s already exists", name);
 		return -EEXIST;
 	}
-	m.seq = 1;
+	m.seq = 2;
+	m.flags = STORE_SB_F_CLEAN; /* nothing written yet: nothing to recover */
 	ret = urbd_uuid_generate(&m.uuid);
 	if (ret) {
 		snprintf(err, errlen, "cannot generate a UUID");
@@ -274,18 +283,20 @@ static int read_slots(struct store_volume *v, char *err, size_t errlen)
 {
 	uint8_t a[STORE_SB_SIZE], b[STORE_SB_SIZE];
 	enum store_meta_err why_a, why_b;
-	ssize_t n;
+	ssize_t na, nb;
 
+	memset(a, 0, sizeof(a));
 	memset(b, 0, sizeof(b));
-	n = pread(v->meta_fd, a, sizeof(a), 0);
-	if (n < 0)
-		return -errno;
-	if (n < (ssize_t)sizeof(a))
-		memset(a + n, 0, sizeof(a) - (size_t)n);
-	n = pread(v->meta_fd, b, sizeof(b), STORE_SB_SIZE);
-	if (n < 0)
+	na = pread(v->meta_fd, a, sizeof(a), 0);
+	nb = pread(v->meta_fd, b, sizeof(b), STORE_SB_SIZE);
+	if (na < 0 || nb < 0)
 		return -errno;
 	v->cur_slot = store_meta_pick(a, b, sizeof(a), &v->meta, &why_a, &why_b);
+	/* the slots were zero-filled above: say "truncated" when they were */
+	if (why_a != STORE_META_OK && na < SB_OFF_CRC + 4)
+		why_a = STORE_META_SHORT;
+	if (why_b != STORE_META_OK && nb < SB_OFF_CRC + 4)
+		why_b = STORE_META_SHORT;
 	if (v->cur_slot < 0) {
 		snprintf(err, errlen, "metadata of volume %s is unusable: "
 			 "superblock A: %s; superblock B: %s", v->name,
@@ -482,4 +493,14 @@ uint64_t store_volume_allocated(const struct store_volume *v)
 	if (fstat(v->data_fd, &st) < 0)
 		return 0;
 	return (uint64_t)st.st_blocks * 512;
+}
+
+int store_set_clean(struct store_volume *v, bool clean)
+{
+	struct store_meta m = v->meta;
+
+	if (!!(m.flags & STORE_SB_F_CLEAN) == clean)
+		return 0;
+	m.flags = clean ? (m.flags | STORE_SB_F_CLEAN) : (m.flags & ~STORE_SB_F_CLEAN);
+	return store_write_meta(v, &m);
 }

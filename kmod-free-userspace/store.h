@@ -43,6 +43,10 @@ void store_list_free(char **names, size_t n);
 
 /* writes m into the other slot with seq+1 and makes it durable */
 int store_write_meta(struct store_volume *v, const struct store_meta *m);
+/* Records whether the volume is shut down cleanly: cleared when it comes
+ * online, set when it goes offline in order, so a crash is known at the
+ * next start. 0 or -errno. */
+int store_set_clean(struct store_volume *v, bool clean);
 /* grows the data file and records the new size */
 int store_grow_volume(struct store_volume *v, uint64_t new_size);
 

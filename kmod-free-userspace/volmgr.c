@@ -34,6 +34,8 @@ struct volmgr {
 	unsigned next_reactor;
 	struct vm_entry *entries; /* sorted by name */
 	struct volmgr_config cfg;
+	char nbd_listen[128];
+	char nbd_unix[256];
 	uint64_t started_ns;
 };
 
@@ -51,6 +53,7 @@ int volmgr_new(struct store *store, struct reactor **reactors, unsigned n,
 	m->reactors = reactors;
 	m->nr_reactors = n;
 	m->cfg = *cfg;
+	volmgr_set_frontends(m, cfg->nbd_listen, cfg->nbd_unix);
 	m->started_ns = now_ns();
 	*out = m;
 	return 0;
@@ -103,6 +106,19 @@ static int bring_online(struct volmgr *m, const char *name, char *err,
 		insert_sorted(m, e);
 		return ret;
 	}
+	if (!(sv->meta.flags & STORE_SB_F_CLEAN))
+		log_warn("volmgr", "volume %s was not shut down cleanly (crash or "
+			 "kill -9): acknowledged writes are on disk; unflushed "
+			 "ones may not be", name);
+	if (store_set_clean(sv, false) < 0) {
+		snprintf(e->error, sizeof(e->error), "cannot write the metadata "
+			 "of volume %s", name);
+		e->state = VOLUME_FAILED;
+		store_close_volume(sv);
+		snprintf(err, errlen, "%s", e->error);
+		insert_sorted(m, e);
+		return -EIO;
+	}
 	/* shard volumes over reactors round-robin */
 	r = m->reactors[m->next_reactor++ % m->nr_reactors];
 	e->vol = volume_new(r, sv);
@@ -118,6 +134,15 @@ static int bring_online(struct volmgr *m, const char *name, char *err,
 		 (unsigned long long)sv->meta.size, reactor_id(r),
 		 sv->direct ? "" : " (buffered I/O)");
 	return 0;
+}
+
+void volmgr_set_frontends(struct volmgr *m, const char *nbd_listen,
+			  const char *nbd_unix)
+{
+	pthread_mutex_lock(&m->lock);
+	snprintf(m->nbd_listen, sizeof(m->nbd_listen), "%s", nbd_listen ? nbd_listen : "");
+	snprintf(m->nbd_unix, sizeof(m->nbd_unix), "%s", nbd_unix ? nbd_unix : "");
+	pthread_mutex_unlock(&m->lock);
 }
 
 int volmgr_load(struct volmgr *m)
@@ -239,6 +264,9 @@ static void take_down(struct volume *v)
 			"leaking it rather than freeing memory in use", v->name);
 	else
 		reactor_call(r, free_on_reactor, v);
+	/* everything completed is on disk after this flush: mark it clean */
+	if (fdatasync(sv->data_fd) == 0)
+		store_set_clean(sv, true);
 	store_close_volume(sv);
 }
 
@@ -407,8 +435,10 @@ int volmgr_node_info(struct volmgr *m, struct node_info *out)
 	snprintf(out->zone, sizeof(out->zone), "%s", m->cfg.zone ? m->cfg.zone : "");
 	snprintf(out->store_path, sizeof(out->store_path), "%s", store_path(m->store));
 	snprintf(out->version, sizeof(out->version), "%s", URBD_VERSION);
-	snprintf(out->nbd_listen, sizeof(out->nbd_listen), "%s", m->cfg.nbd_listen ? m->cfg.nbd_listen : "");
-	snprintf(out->nbd_unix, sizeof(out->nbd_unix), "%s", m->cfg.nbd_unix ? m->cfg.nbd_unix : "");
+	pthread_mutex_lock(&m->lock);
+	snprintf(out->nbd_listen, sizeof(out->nbd_listen), "%s", m->nbd_listen);
+	snprintf(out->nbd_unix, sizeof(out->nbd_unix), "%s", m->nbd_unix);
+	pthread_mutex_unlock(&m->lock);
 	store_space(m->store, &out->free, &out->capacity);
 	out->reactors = m->nr_reactors;
 	out->uptime_ns = now_ns() - m->started_ns;
@@ -420,9 +450,8 @@ int volmgr_exports(struct volmgr *m, struct export_info **out, size_t *n)
 	size_t cnt = 0, i = 0, per = 0;
 	struct export_info *x;
 
-	per = (m->cfg.nbd_listen && *m->cfg.nbd_listen ? 1 : 0) +
-	      (m->cfg.nbd_unix && *m->cfg.nbd_unix ? 1 : 0);
 	pthread_mutex_lock(&m->lock);
+	per = (*m->nbd_listen ? 1 : 0) + (*m->nbd_unix ? 1 : 0);
 	for (struct vm_entry *e = m->entries; e; e = e->next)
 		cnt += e->state == VOLUME_ONLINE ? per : 0;
 	x = calloc(cnt ? cnt : 1, sizeof(*x));
@@ -436,18 +465,18 @@ int volmgr_exports(struct volmgr *m, struct export_info **out, size_t *n)
 		if (e->state != VOLUME_ONLINE)
 			continue;
 		conns = (unsigned)__atomic_load_n(&e->vol->refs, __ATOMIC_ACQUIRE);
-		if (m->cfg.nbd_listen && *m->cfg.nbd_listen) {
+		if (*m->nbd_listen) {
 			snprintf(x[i].volume, sizeof(x[i].volume), "%s", e->name);
 			snprintf(x[i].protocol, sizeof(x[i].protocol), "nbd");
 			snprintf(x[i].address, sizeof(x[i].address), "nbd://%s/%s",
-				 m->cfg.nbd_listen, e->name);
+				 m->nbd_listen, e->name);
 			x[i++].connections = conns;
 		}
-		if (m->cfg.nbd_unix && *m->cfg.nbd_unix) {
+		if (*m->nbd_unix) {
 			snprintf(x[i].volume, sizeof(x[i].volume), "%s", e->name);
 			snprintf(x[i].protocol, sizeof(x[i].protocol), "nbd");
 			snprintf(x[i].address, sizeof(x[i].address),
-				 "nbd+unix:///%s?socket=%s", e->name, m->cfg.nbd_unix);
+				 "nbd+unix:///%s?socket=%s", e->name, m->nbd_unix);
 			x[i++].connections = conns;
 		}
 	}

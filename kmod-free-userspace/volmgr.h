@@ -58,7 +58,7 @@ struct node_info {
 struct export_info {
 	char volume[URBD_NAME_MAX + 1];
 	char protocol[16];      /* "nbd" */
-	char address[300];      /* "nbd://127.0.0.1:10809/demo" or "nbd+unix:///demo?socket=…" */
+	char address[400];      /* "nbd://127.0.0.1:10809/demo" or "nbd+unix:///demo?socket=…" */
 	unsigned connections;
 };
 

@@ -18,6 +18,10 @@ struct volmgr_config {
 
 int volmgr_new(struct store *store, struct reactor **reactors, unsigned n,
 	       const struct volmgr_config *cfg, struct volmgr **out);
+/* the frontend addresses as actually bound (a port 0 becomes the real
+ * port); the strings are copied */
+void volmgr_set_frontends(struct volmgr *m, const char *nbd_listen,
+			  const char *nbd_unix);
 /* opens every volume in the store; a volume with bad metadata is listed as
  * FAILED and the others still come up. Returns the number online. */
 int volmgr_load(struct volmgr *m);

@@ -28,6 +28,7 @@
 
 static void conn_recv(struct nbd_conn *c);
 static void conn_send(struct nbd_conn *c);
+static void req_release(struct nbd_out *o);
 static void transmission_input(struct nbd_conn *c);
 static void maybe_free(struct nbd_conn *c);
 
@@ -112,10 +113,8 @@ static void maybe_free(struct nbd_conn *c)
 		c->sq_head = o->next;
 		o->release(o);
 	}
-	if (c->payload_req) {
-		iobuf_put(c->payload_req->buf, c->payload_req->buf_len);
-		free(c->payload_req);
-	}
+	if (c->payload_req)
+		req_release(&c->payload_req->out);
 	ops = nbd_server_ops(c->srv, &ctx);
 	if (c->on_volume) {
 		if (c->vprev)
@@ -355,6 +354,7 @@ void nbd_conn_accepted(struct nbd_server *srv, struct reactor *r, int fd)
 	c->sq_tail = &c->sq_head;
 	c->accepted_ns = now_ns();
 	c->sess.ops = nbd_server_ops(srv, &c->sess.ops_ctx);
+	c->sess.peer = c->peer;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	snprintf(c->peer, sizeof(c->peer), "fd%d", fd);
 	if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0 &&
@@ -418,6 +418,12 @@ out:
 	unhold(c);
 }
 
+static bool over_budget(const struct nbd_conn *c)
+{
+	return c->inflight + c->queued >= NBD_MAX_INFLIGHT ||
+	       c->buffered >= NBD_MAX_BUFFERED;
+}
+
 static void conn_recv(struct nbd_conn *c)
 {
 	if (c->recv_pending || c->disc ||
@@ -434,7 +440,7 @@ static void conn_recv(struct nbd_conn *c)
 			     req->rq.length - req->io.progress);
 		return;
 	}
-	if (c->inflight + c->queued >= NBD_MAX_INFLIGHT)
+	if (over_budget(c))
 		return; /* resumed when a request completes or replies go out */
 	if (c->rhead == c->rtail) {
 		c->rhead = c->rtail = 0;
@@ -456,6 +462,7 @@ static void req_release(struct nbd_out *o)
 {
 	struct nbd_req *req = container_of(o, struct nbd_req, out);
 
+	req->c->buffered -= req->buf_len;
 	iobuf_put(req->buf, req->buf_len);
 	free(req);
 }
@@ -582,6 +589,7 @@ static bool handle_request(struct nbd_conn *c, const struct nbd_request *rq)
 	}
 	if (rq->type == NBD_CMD_READ || rq->type == NBD_CMD_WRITE) {
 		req->buf_len = rq->length;
+		c->buffered += rq->length;
 		req->buf = iobuf_get(rq->length);
 		if (!req->buf) {
 			free(req);
@@ -620,7 +628,7 @@ static void transmission_input(struct nbd_conn *c)
 				return;
 			continue;
 		}
-		if (c->inflight + c->queued >= NBD_MAX_INFLIGHT)
+		if (over_budget(c))
 			return;
 		ret = nbd_parse_request(c->rbuf + c->rhead, avail, &rq);
 		if (ret == -EAGAIN)

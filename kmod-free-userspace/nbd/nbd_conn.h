@@ -14,6 +14,9 @@
 /* requests in flight plus replies not yet sent, per connection: a client
  * that stops reading replies stops being read, so memory stays bounded */
 #define NBD_MAX_INFLIGHT 256
+/* and the bytes of data buffers those hold: 256 x 32 MiB reads would be
+ * 8 GiB; past this budget reading pauses (one request always proceeds) */
+#define NBD_MAX_BUFFERED (64u << 20)
 #define NBD_SEND_IOV    64    /* iovecs gathered into one sendmsg */
 #define NBD_DIRECT_RECV (64u * 1024) /* payloads this big skip the copy */
 /* a client must finish negotiating within this time, or it is dropped:
@@ -81,6 +84,7 @@ struct nbd_conn {
 
 	unsigned inflight;
 	unsigned queued;                /* replies waiting to be sent */
+	uint64_t buffered;              /* bytes in request/reply data buffers */
 	unsigned busy;                  /* callbacks running: pins the memory */
 	bool disc;                      /* NBD_CMD_DISC seen */
 };

@@ -80,10 +80,11 @@ static void reply(struct nbd_outbuf *out, uint32_t opt, uint32_t type,
 		nbd_out_put(out, data, len);
 }
 
-static void reply_err(struct nbd_outbuf *out, uint32_t opt, uint32_t type,
-		      const char *msg)
+static void reply_err(const struct nbd_session *s, struct nbd_outbuf *out,
+		      uint32_t opt, uint32_t type, const char *msg)
 {
-	log_info("nbd", "%s refused: %s", nbd_opt_name(opt), msg);
+	log_info("nbd", "%s: %s refused: %s", s->peer ? s->peer : "client",
+		 nbd_opt_name(opt), msg);
 	reply(out, opt, type, msg, (uint32_t)strlen(msg));
 }
 
@@ -125,12 +126,12 @@ static enum nbd_hs_result opt_info_go(struct nbd_session *s, uint32_t opt,
 		return NBD_HS_CLOSE;
 	}
 	if (nbd_parse_go(data, len, go) < 0) {
-		reply_err(out, opt, NBD_REP_ERR_INVALID, "malformed request");
+		reply_err(s, out, opt, NBD_REP_ERR_INVALID, "malformed request");
 		goto out;
 	}
 	v = s->ops->get(s->ops_ctx, go->name);
 	if (!v) {
-		reply_err(out, opt, NBD_REP_ERR_UNKNOWN,
+		reply_err(s, out, opt, NBD_REP_ERR_UNKNOWN,
 			  "no such export (volume) on this urbd");
 		goto out;
 	}
@@ -181,7 +182,8 @@ static enum nbd_hs_result opt_export_name(struct nbd_session *s,
 	name[len] = '\0';
 	v = s->ops->get(s->ops_ctx, name);
 	if (!v) {
-		log_info("nbd", "NBD_OPT_EXPORT_NAME: no export '%.64s'", name);
+		log_info("nbd", "%s: NBD_OPT_EXPORT_NAME: no export '%.64s'",
+			 s->peer ? s->peer : "client", name);
 		return NBD_HS_CLOSE;
 	}
 	put_be64(b, v->size);
@@ -198,11 +200,11 @@ static void opt_list(struct nbd_session *s, uint32_t opt, uint32_t len,
 	size_t n = 0;
 
 	if (len) {
-		reply_err(out, opt, NBD_REP_ERR_INVALID, "NBD_OPT_LIST takes no data");
+		reply_err(s, out, opt, NBD_REP_ERR_INVALID, "NBD_OPT_LIST takes no data");
 		return;
 	}
 	if (s->ops->list(s->ops_ctx, &names, &n) < 0) {
-		reply_err(out, opt, NBD_REP_ERR_SHUTDOWN, "cannot list volumes");
+		reply_err(s, out, opt, NBD_REP_ERR_SHUTDOWN, "cannot list volumes");
 		return;
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -236,7 +238,7 @@ enum nbd_hs_result nbd_hs_option(struct nbd_session *s, uint32_t opt,
 		return opt_info_go(s, opt, data, len, out);
 	case NBD_OPT_STRUCTURED_REPLY:
 		if (len) {
-			reply_err(out, opt, NBD_REP_ERR_INVALID, "takes no data");
+			reply_err(s, out, opt, NBD_REP_ERR_INVALID, "takes no data");
 		} else {
 			s->structured = true;
 			reply(out, opt, NBD_REP_ACK, NULL, 0);
@@ -246,17 +248,17 @@ enum nbd_hs_result nbd_hs_option(struct nbd_session *s, uint32_t opt,
 	case NBD_OPT_SET_META_CONTEXT:
 		/* no metadata contexts are offered: an empty answer */
 		if (!s->structured)
-			reply_err(out, opt, NBD_REP_ERR_INVALID,
+			reply_err(s, out, opt, NBD_REP_ERR_INVALID,
 				  "structured replies not negotiated");
 		else
 			reply(out, opt, NBD_REP_ACK, NULL, 0);
 		return NBD_HS_CONTINUE;
 	case NBD_OPT_STARTTLS:
-		reply_err(out, opt, NBD_REP_ERR_UNSUP,
+		reply_err(s, out, opt, NBD_REP_ERR_UNSUP,
 			  "TLS is not offered on the node-local NBD export");
 		return NBD_HS_CONTINUE;
 	default:
-		reply_err(out, opt, NBD_REP_ERR_UNSUP, "option not supported");
+		reply_err(s, out, opt, NBD_REP_ERR_UNSUP, "option not supported");
 		return NBD_HS_CONTINUE;
 	}
 }

@@ -32,6 +32,7 @@ struct nbd_session {
 	struct volume *vol;       /* held reference after GO/EXPORT_NAME */
 	const struct nbd_export_ops *ops;
 	void *ops_ctx;
+	const char *peer;         /* for log lines; may be NULL */
 };
 
 enum nbd_hs_result {

@@ -221,9 +221,9 @@ static void test_create_volume_files(void **state)
 	assert_int_equal(file_size(p), m.bm_offset + URBD_MAX_PEERS * m.bm_len_per_peer);
 	vpath(fx, p, sizeof(p), ".creating-vol1", NULL);
 	assert_false(exists(p));
-	/* slot A written with seq 1, slot B never written */
-	assert_int_equal(raw_slot_seq(fx, "vol1", 0), 1);
-	assert_int_equal(raw_slot_seq(fx, "vol1", 1), 0);
+	/* slot A written with seq 2, slot B the same state at seq 1 */
+	assert_int_equal(raw_slot_seq(fx, "vol1", 0), 2);
+	assert_int_equal(raw_slot_seq(fx, "vol1", 1), 1);
 }
 
 static void test_create_duplicate(void **state)
@@ -249,7 +249,8 @@ static void test_open_volume_reads_meta(void **state)
 	assert_string_equal(v->name, "vol2");
 	assert_string_equal(v->meta.name, "vol2");
 	assert_int_equal(v->meta.size, 8 * MIB);
-	assert_int_equal(v->meta.seq, 1);
+	assert_int_equal(v->meta.seq, 2);
+	assert_int_equal(v->meta.flags, STORE_SB_F_CLEAN);
 	assert_int_equal(v->meta.block_size, 512);
 	assert_int_equal(v->meta.bm_grain, STORE_BM_GRAIN_DEFAULT);
 	assert_int_equal(v->meta.al_offset, STORE_AL_OFFSET);
@@ -347,26 +348,26 @@ static void test_write_meta_alternates(void **state)
 	m.flags = STORE_SB_F_CLEAN;
 	assert_int_equal(store_write_meta(v, &m), 0);
 	assert_int_equal(v->cur_slot, 1);
-	assert_int_equal(v->meta.seq, 2);
+	assert_int_equal(v->meta.seq, 3);
 	assert_int_equal(v->meta.flags, STORE_SB_F_CLEAN);
-	assert_int_equal(raw_slot_seq(fx, "alt", 0), 1);
-	assert_int_equal(raw_slot_seq(fx, "alt", 1), 2);
+	assert_int_equal(raw_slot_seq(fx, "alt", 0), 2);
+	assert_int_equal(raw_slot_seq(fx, "alt", 1), 3);
 
 	m.gen.current = 42;
 	assert_int_equal(store_write_meta(v, &m), 0);
 	assert_int_equal(v->cur_slot, 0);
-	assert_int_equal(v->meta.seq, 3);
-	assert_int_equal(raw_slot_seq(fx, "alt", 0), 3);
-	assert_int_equal(raw_slot_seq(fx, "alt", 1), 2);
+	assert_int_equal(v->meta.seq, 4);
+	assert_int_equal(raw_slot_seq(fx, "alt", 0), 4);
+	assert_int_equal(raw_slot_seq(fx, "alt", 1), 3);
 
 	/* the caller's seq is ignored: always the current one + 1 */
 	m.seq = 1000;
 	assert_int_equal(store_write_meta(v, &m), 0);
-	assert_int_equal(v->meta.seq, 4);
+	assert_int_equal(v->meta.seq, 5);
 	store_close_volume(v);
 
 	v = open_vol(fx, "alt");
-	assert_int_equal(v->meta.seq, 4);
+	assert_int_equal(v->meta.seq, 5);
 	assert_int_equal(v->cur_slot, 1);
 	assert_int_equal(v->meta.gen.current, 42);
 	assert_int_equal(v->meta.flags, STORE_SB_F_CLEAN);
@@ -383,24 +384,24 @@ static void test_torn_newest_falls_back(void **state)
 	v = open_vol(fx, "torn");
 	m = v->meta;
 	m.gen.current = 7;
-	assert_int_equal(store_write_meta(v, &m), 0); /* seq 2 in slot B */
+	assert_int_equal(store_write_meta(v, &m), 0); /* seq 3 in slot B */
 	store_close_volume(v);
 
 	flip_meta_byte(fx, "torn", STORE_SB_SIZE + 200);
 	v = open_vol(fx, "torn");
 	assert_int_equal(v->cur_slot, 0);
-	assert_int_equal(v->meta.seq, 1);
+	assert_int_equal(v->meta.seq, 2);
 	assert_int_equal(v->meta.gen.current, 0);
 
 	/* the next update overwrites the torn slot, not the good one */
 	m = v->meta;
 	assert_int_equal(store_write_meta(v, &m), 0);
 	assert_int_equal(v->cur_slot, 1);
-	assert_int_equal(v->meta.seq, 2);
-	assert_int_equal(raw_slot_seq(fx, "torn", 0), 1);
+	assert_int_equal(v->meta.seq, 3);
+	assert_int_equal(raw_slot_seq(fx, "torn", 0), 2);
 	store_close_volume(v);
 	v = open_vol(fx, "torn");
-	assert_int_equal(v->meta.seq, 2);
+	assert_int_equal(v->meta.seq, 3);
 	store_close_volume(v);
 }
 
@@ -413,13 +414,13 @@ static void test_torn_slot_a_falls_back_to_b(void **state)
 	create(fx, "tornb", 4 * MIB);
 	v = open_vol(fx, "tornb");
 	m = v->meta;
-	assert_int_equal(store_write_meta(v, &m), 0); /* B = 2 */
-	assert_int_equal(store_write_meta(v, &m), 0); /* A = 3 */
+	assert_int_equal(store_write_meta(v, &m), 0); /* B = 3 */
+	assert_int_equal(store_write_meta(v, &m), 0); /* A = 4 */
 	store_close_volume(v);
 	flip_meta_byte(fx, "tornb", 17);
 	v = open_vol(fx, "tornb");
 	assert_int_equal(v->cur_slot, 1);
-	assert_int_equal(v->meta.seq, 2);
+	assert_int_equal(v->meta.seq, 3);
 	store_close_volume(v);
 }
 
@@ -445,17 +446,19 @@ static void test_both_slots_bad(void **state)
 	assert_non_null(strstr(fx->err, "superblock B: checksum mismatch"));
 }
 
-static void test_fresh_volume_torn_a_unusable(void **state)
+/* a fresh volume already has two copies: a torn A falls back to B */
+static void test_fresh_volume_torn_a_falls_back(void **state)
 {
 	struct fx *fx = *state;
 	struct store_volume *v = NULL;
 
 	create(fx, "fresh", 4 * MIB);
 	flip_meta_byte(fx, "fresh", 300);
-	assert_int_equal(store_open_volume(fx->s, "fresh", &v, fx->err,
-					   sizeof(fx->err)), -EIO);
-	assert_non_null(strstr(fx->err, "superblock A: checksum mismatch"));
-	assert_non_null(strstr(fx->err, "superblock B: superblock never written"));
+	v = open_vol(fx, "fresh");
+	assert_int_equal(v->cur_slot, 1);
+	assert_int_equal(v->meta.seq, 1);
+	assert_int_equal(v->meta.size, 4 * MIB);
+	store_close_volume(v);
 }
 
 static void test_truncated_meta_file(void **state)
@@ -469,10 +472,41 @@ static void test_truncated_meta_file(void **state)
 	assert_int_equal(truncate(p, 100), 0);
 	assert_int_equal(store_open_volume(fx->s, "trunc", &v, fx->err,
 					   sizeof(fx->err)), -EIO);
-	assert_non_null(strstr(fx->err, "superblock A: checksum mismatch"));
+	assert_non_null(strstr(fx->err, "superblock A: truncated superblock"));
+	assert_non_null(strstr(fx->err, "superblock B: truncated superblock"));
 }
 
 /* ---- grow / delete / list ------------------------------------------- */
+
+/* the clean-shutdown flag: set at create, cleared and set with one
+ * metadata write each, no write when it already has the wanted value */
+static void test_clean_flag(void **state)
+{
+	struct fx *fx = *state;
+	struct store_volume *v;
+	uint64_t seq;
+
+	create(fx, "clean", 4 * MIB);
+	v = open_vol(fx, "clean");
+	assert_true(v->meta.flags & STORE_SB_F_CLEAN);
+	seq = v->meta.seq;
+	assert_int_equal(store_set_clean(v, true), 0);
+	assert_int_equal(v->meta.seq, seq);
+	assert_int_equal(store_set_clean(v, false), 0);
+	assert_false(v->meta.flags & STORE_SB_F_CLEAN);
+	assert_int_equal(v->meta.seq, seq + 1);
+	store_close_volume(v);
+
+	/* as after a crash: the flag stays cleared on disk */
+	v = open_vol(fx, "clean");
+	assert_false(v->meta.flags & STORE_SB_F_CLEAN);
+	assert_int_equal(store_set_clean(v, true), 0);
+	store_close_volume(v);
+	v = open_vol(fx, "clean");
+	assert_true(v->meta.flags & STORE_SB_F_CLEAN);
+	assert_int_equal(v->meta.seq, seq + 2);
+	store_close_volume(v);
+}
 
 static void test_grow_volume(void **state)
 {
@@ -485,7 +519,7 @@ static void test_grow_volume(void **state)
 	v = open_vol(fx, "grow");
 	assert_int_equal(store_grow_volume(v, 256 * MIB), 0);
 	assert_int_equal(v->meta.size, 256 * MIB);
-	assert_int_equal(v->meta.seq, 2);
+	assert_int_equal(v->meta.seq, 3);
 	store_meta_layout(&m);
 	assert_int_equal(v->meta.bm_len_per_peer, m.bm_len_per_peer);
 	vpath(fx, p, sizeof(p), "grow", "data");
@@ -658,8 +692,9 @@ int main(void)
 		T(test_torn_newest_falls_back),
 		T(test_torn_slot_a_falls_back_to_b),
 		T(test_both_slots_bad),
-		T(test_fresh_volume_torn_a_unusable),
+		T(test_fresh_volume_torn_a_falls_back),
 		T(test_truncated_meta_file),
+		T(test_clean_flag),
 		T(test_grow_volume),
 		T(test_delete_volume),
 		T(test_delete_missing),
