@@ -116,7 +116,7 @@ test-fuzz: $(FUZZ_BINS)
 test-san:
 	$(MAKE) SAN=address,undefined BUILD=build/san all test-unit
 	URBD_BUILD=build/san URBD_TESTS="$(SAN_TESTS)" tests/integration/run.sh
-SAN_TESTS ?= t-nbd-basic.sh t-nbd-badinput.sh
+SAN_TESTS ?= t-nbd-basic.sh t-nbd-badinput.sh t-nbd-durability.sh t-nbd-idle.sh t-urbdctl.sh
 
 test: all
 	@tests/run-all.sh "$(MAKE)"

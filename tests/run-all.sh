@@ -12,14 +12,22 @@ for part in "${parts[@]}"; do
 	start=$(date +%s)
 	$MAKE --no-print-directory "$part" 2>&1 | tee "$logdir/$part.log"
 	rc=${PIPESTATUS[0]}
-	line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$logdir/$part.log" | tail -1)
-	p=$(sed -E 's/^([0-9]+) passed.*/\1/' <<<"$line")
-	f=$(sed -E 's/^[0-9]+ passed, ([0-9]+) failed.*/\1/' <<<"$line")
-	s=$(sed -nE 's/.*, ([0-9]+) skipped.*/\1/p' <<<"$line")
-	tp=$((tp + ${p:-0})); tf=$((tf + ${f:-0})); ts=$((ts + ${s:-0}))
-	if [ "$rc" -ne 0 ] || [ -z "$line" ]; then
+	# a part may run several runners (test-san: unit + integration): add up
+	# every summary line it printed
+	lines=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$logdir/$part.log")
+	p=0; f=0; s=0
+	while read -r l; do
+		[ -n "$l" ] || continue
+		p=$((p + $(sed -E 's/^([0-9]+) passed.*/\1/' <<<"$l")))
+		f=$((f + $(sed -E 's/^[0-9]+ passed, ([0-9]+) failed.*/\1/' <<<"$l")))
+		n=$(sed -nE 's/.*, ([0-9]+) skipped.*/\1/p' <<<"$l")
+		s=$((s + ${n:-0}))
+	done <<<"$lines"
+	line="$p passed, $f failed, $s skipped"
+	tp=$((tp + p)); tf=$((tf + f)); ts=$((ts + s))
+	if [ "$rc" -ne 0 ] || [ -z "$lines" ]; then
 		bad+=("$part")
-		[ -z "$line" ] && tf=$((tf + 1))
+		[ -z "$lines" ] && tf=$((tf + 1))
 	fi
 	echo "=== $part: ${line:-no summary} (rc $rc, $(( $(date +%s) - start )) s)"
 done
