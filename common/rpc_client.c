@@ -108,35 +108,6 @@ const char *rpc_client_target(const struct rpc_client *c)
 	return c->target;
 }
 
-static grpc_byte_buffer *encode(const ProtobufCMessage *msg)
-{
-	size_t len = protobuf_c_message_get_packed_size(msg);
-	grpc_slice slice = grpc_slice_malloc(len);
-	grpc_byte_buffer *bb;
-
-	protobuf_c_message_pack(msg, GRPC_SLICE_START_PTR(slice));
-	bb = grpc_raw_byte_buffer_create(&slice, 1);
-	grpc_slice_unref(slice);
-	return bb;
-}
-
-static ProtobufCMessage *decode(grpc_byte_buffer *bb,
-				const ProtobufCMessageDescriptor *desc)
-{
-	grpc_byte_buffer_reader reader;
-	ProtobufCMessage *msg;
-	grpc_slice all;
-
-	if (!grpc_byte_buffer_reader_init(&reader, bb))
-		return NULL;
-	all = grpc_byte_buffer_reader_readall(&reader);
-	grpc_byte_buffer_reader_destroy(&reader);
-	msg = protobuf_c_message_unpack(desc, NULL, GRPC_SLICE_LENGTH(all),
-					GRPC_SLICE_START_PTR(all));
-	grpc_slice_unref(all);
-	return msg;
-}
-
 /* Everything one unary call owns, so one function can release it. */
 struct unary {
 	grpc_completion_queue *cq;
@@ -228,7 +199,7 @@ grpc_status_code rpc_call(struct rpc_client *c, const char *method,
 	u.call = grpc_channel_create_call(c->channel, NULL, GRPC_PROPAGATE_DEFAULTS,
 					  u.cq, grpc_slice_from_static_string(method),
 					  NULL, deadline, NULL);
-	u.send = encode(req);
+	u.send = rpc_encode(req);
 	if (unary_start(&u) != GRPC_CALL_OK) {
 		snprintf(errmsg, errlen, "%s: cannot start call", method);
 		u.status = GRPC_STATUS_INTERNAL;
@@ -245,7 +216,7 @@ grpc_status_code rpc_call(struct rpc_client *c, const char *method,
 		set_msg(errmsg, errlen, &u);
 		goto out;
 	}
-	*resp = u.recv ? decode(u.recv, resp_desc) : NULL;
+	*resp = u.recv ? rpc_decode(u.recv, resp_desc) : NULL;
 	if (!*resp) {
 		snprintf(errmsg, errlen, "%s: response is not a valid %s", method,
 			 resp_desc->name);

@@ -1,6 +1,8 @@
-/* Private to common/rpc_*.c: TLS material shared by server and client. */
+/* Private to common/rpc_*.c: what server and client share. */
 #ifndef URBD_RPC_PRIV_H
 #define URBD_RPC_PRIV_H
+
+#include <grpc/grpc.h>
 
 #include "rpc.h"
 
@@ -17,5 +19,10 @@ struct rpc_pem {
  * the first handshake. 0 or -errno (logged under tag). */
 int rpc_pem_load(struct rpc_pem *pem, const struct rpc_tls *tls, const char *tag);
 void rpc_pem_free(struct rpc_pem *pem);
+
+/* protobuf-c message <-> gRPC byte buffer; NULL if it does not decode */
+grpc_byte_buffer *rpc_encode(const ProtobufCMessage *msg);
+ProtobufCMessage *rpc_decode(grpc_byte_buffer *bb,
+			     const ProtobufCMessageDescriptor *desc);
 
 #endif

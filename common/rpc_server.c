@@ -224,35 +224,6 @@ static void log_bad_call(struct rpc_call *c, const char *why)
 	gpr_free(peer);
 }
 
-static ProtobufCMessage *decode_request(struct rpc_call *c,
-					const ProtobufCMessageDescriptor *desc)
-{
-	grpc_byte_buffer_reader reader;
-	ProtobufCMessage *msg;
-	grpc_slice all;
-
-	if (!grpc_byte_buffer_reader_init(&reader, c->request))
-		return NULL;
-	all = grpc_byte_buffer_reader_readall(&reader);
-	grpc_byte_buffer_reader_destroy(&reader);
-	msg = protobuf_c_message_unpack(desc, NULL, GRPC_SLICE_LENGTH(all),
-					GRPC_SLICE_START_PTR(all));
-	grpc_slice_unref(all);
-	return msg;
-}
-
-static grpc_byte_buffer *encode_reply(const ProtobufCMessage *msg)
-{
-	size_t len = protobuf_c_message_get_packed_size(msg);
-	grpc_slice slice = grpc_slice_malloc(len);
-	grpc_byte_buffer *bb;
-
-	protobuf_c_message_pack(msg, GRPC_SLICE_START_PTR(slice));
-	bb = grpc_raw_byte_buffer_create(&slice, 1);
-	grpc_slice_unref(slice);
-	return bb;
-}
-
 static void free_response(const struct rpc_method *m, void *ctx, ProtobufCMessage *resp)
 {
 	if (!resp)
@@ -283,7 +254,7 @@ static grpc_status_code dispatch(struct rpc_call *c, char *msg, size_t msglen)
 		log_bad_call(c, "no request message");
 		return GRPC_STATUS_INVALID_ARGUMENT;
 	}
-	req = decode_request(c, m->request);
+	req = rpc_decode(c->request, m->request);
 	if (!req) {
 		snprintf(msg, msglen, "%s: request is not a valid %s", m->name,
 			 m->request->name);
@@ -298,7 +269,7 @@ static grpc_status_code dispatch(struct rpc_call *c, char *msg, size_t msglen)
 		return GRPC_STATUS_INTERNAL;
 	}
 	if (code == GRPC_STATUS_OK)
-		c->reply = encode_reply(resp);
+		c->reply = rpc_encode(resp);
 	free_response(m, s->ctx, resp);
 	if (code != GRPC_STATUS_OK && !msg[0])
 		snprintf(msg, msglen, "%s", rpc_status_name(code));
