@@ -11,7 +11,7 @@ PKGS=(
 	libcmocka-dev libisal-dev
 	# real peers the tests and benchmarks drive
 	qemu-utils libnbd-bin python3-libnbd nbdkit fio fuse3 e2fsprogs xfsprogs
-	python3 openssl util-linux procps iproute2 python3-grpcio python3-grpc-tools
+	python3 openssl util-linux procps iproute2 nftables python3-grpcio python3-grpc-tools
 )
 missing=()
 for p in "${PKGS[@]}"; do
