@@ -15,6 +15,7 @@
 #include "control.h"
 #include "log.h"
 #include "nbd/nbd_server.h"
+#include "nvmf/nvmf_server.h"
 #include "reactor.h"
 #include "store.h"
 #include "util.h"
@@ -24,6 +25,7 @@ struct config {
 	char *store;
 	char *nbd_listen;
 	char *nbd_unix;
+	char *nvmf_listen;
 	char *control;
 	char *control_tcp;
 	char *tls_cert, *tls_key, *tls_ca;
@@ -37,6 +39,7 @@ static const struct option long_opts[] = {
 	{ "store", required_argument, NULL, 's' },
 	{ "nbd-listen", required_argument, NULL, 'l' },
 	{ "nbd-unix", required_argument, NULL, 'u' },
+	{ "nvmf-listen", required_argument, NULL, 4 },
 	{ "control", required_argument, NULL, 'c' },
 	{ "control-tcp", required_argument, NULL, 't' },
 	{ "tls-cert", required_argument, NULL, 1 },
@@ -60,6 +63,7 @@ static void usage(FILE *f)
 "  --store DIR            replica store directory (default ./var/urbd)\n"
 "  --nbd-listen HOST:PORT NBD over TCP (default 127.0.0.1:10809; 'none' to disable)\n"
 "  --nbd-unix PATH        NBD over a unix socket (default: none)\n"
+"  --nvmf-listen HOST:PORT NVMe/TCP target (e.g. 127.0.0.1:4420; default none)\n"
 "  --control PATH         control API unix socket (default STORE/control.sock)\n"
 "  --control-tcp ADDR     control API over TCP, needs --tls-cert/--tls-key/--tls-ca\n"
 "  --default-volume N:SZ  volume created when the store is empty (default demo:1G;\n"
@@ -131,6 +135,7 @@ static int set_opt(struct config *c, int opt, const char *val)
 	case 1: dst = &c->tls_cert; break;
 	case 2: dst = &c->tls_key; break;
 	case 3: dst = &c->tls_ca; break;
+	case 4: dst = &c->nvmf_listen; break;
 	case 'd': dst = &c->default_volume; break;
 	case 'n': dst = &c->node_id; break;
 	case 'z': dst = &c->zone; break;
@@ -197,6 +202,7 @@ int main(int argc, char **argv)
 	struct store *store = NULL;
 	struct volmgr *vm = NULL;
 	struct nbd_server *nbd = NULL;
+	struct nvmf_server *nvmf = NULL;
 	struct control_server *ctl = NULL;
 	struct control_config ccfg = { 0 };
 	struct volmgr_config vcfg;
@@ -292,6 +298,9 @@ int main(int argc, char **argv)
 			volmgr_set_frontends(vm, bound, cfg.nbd_unix);
 		}
 	}
+	if (cfg.nvmf_listen && strcmp(cfg.nvmf_listen, "none") != 0 &&
+	    nvmf_server_start(reactors[0], cfg.nvmf_listen, &volmgr_nbd_ops, vm, &nvmf) < 0)
+		goto out;
 	ccfg.unix_path = cfg.control;
 	ccfg.tcp_listen = cfg.control_tcp;
 	ccfg.tls_cert = cfg.tls_cert;
@@ -308,6 +317,8 @@ int main(int argc, char **argv)
 out:
 	if (ctl)
 		control_stop(ctl);
+	if (nvmf)
+		nvmf_server_stop(nvmf);
 	if (nbd)
 		nbd_server_stop(nbd);
 	if (vm)
@@ -316,7 +327,7 @@ out:
 		reactor_free(reactors[i]);
 	free(reactors);
 	store_close(store);
-	free(cfg.store); free(cfg.nbd_listen); free(cfg.nbd_unix); free(cfg.control);
+	free(cfg.store); free(cfg.nbd_listen); free(cfg.nbd_unix); free(cfg.nvmf_listen); free(cfg.control);
 	free(cfg.control_tcp); free(cfg.tls_cert); free(cfg.tls_key); free(cfg.tls_ca);
 	free(cfg.default_volume); free(cfg.node_id); free(cfg.zone);
 	if (ret)
