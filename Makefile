@@ -52,7 +52,9 @@ LIBS := -luring -lprotobuf-c -lssl -lcrypto -ljson-c -lisal $(GRPC_LIBS) -lm
 
 BINS := $(BUILD)/urbd $(BUILD)/urbdctl
 
-.PHONY: all clean test test-unit test-integration test-fuzz test-san bench install deps run
+.PHONY: all clean test test-unit test-integration test-fuzz test-san test-vm test-cluster bench install deps run
+# objects made along pattern chains (unit tests) are kept, not rebuilt
+.SECONDARY:
 all: $(BINS)
 
 # The README's first command: install what is missing (Debian 12, root),
@@ -99,6 +101,16 @@ test-unit: $(UNIT_BINS)
 
 test-integration: $(BINS)
 	@URBD_BUILD=$(BUILD) tests/integration/run.sh
+
+# Kernel initiators (nbd.ko, later nvme-tcp) in a QEMU guest built from
+# Debian packages and cached under build/vm-cache/ (tests/vm/README.md).
+test-vm: $(BINS)
+	@URBD_BUILD=$(BUILD) tests/vm/run.sh
+
+# Three AZ network namespaces with nftables partitions and injected delay
+# (tests/cluster/lib.sh); needs root.
+test-cluster: $(BINS)
+	@URBD_BUILD=$(BUILD) tests/cluster/run.sh
 
 # libFuzzer targets: clang only, built from the parser sources they exercise.
 FUZZ_SRC  := $(wildcard tests/fuzz/fuzz_*.c)

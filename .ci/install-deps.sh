@@ -12,6 +12,8 @@ PKGS=(
 	# real peers the tests and benchmarks drive
 	qemu-utils libnbd-bin python3-libnbd nbdkit fio fuse3 e2fsprogs xfsprogs
 	python3 openssl util-linux procps iproute2 nftables python3-grpcio python3-grpc-tools
+	# the QEMU guest with the kernel's nbd and nvme-tcp initiators (tests/vm)
+	qemu-system-x86 binutils
 )
 missing=()
 for p in "${PKGS[@]}"; do

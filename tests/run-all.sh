@@ -5,7 +5,7 @@ set -uo pipefail
 MAKE=${1:-make}
 logdir=build/test-logs
 mkdir -p "$logdir"
-parts=(test-unit test-fuzz test-integration test-san)
+parts=(test-unit test-fuzz test-integration test-cluster test-vm test-san)
 tp=0; tf=0; ts=0; bad=()
 for part in "${parts[@]}"; do
 	echo "=== $part"
