@@ -50,7 +50,7 @@ LIBURBD    := $(BUILD)/liburbd.a
 
 LIBS := -luring -lprotobuf-c -lssl -lcrypto -ljson-c -lisal $(GRPC_LIBS) -lm
 
-BINS := $(BUILD)/urbd $(BUILD)/urbdctl
+BINS := $(BUILD)/urbd $(BUILD)/urbdctl $(BUILD)/urbd-attach
 
 .PHONY: all clean test test-unit test-integration test-fuzz test-san test-vm test-cluster bench install deps run
 # objects made along pattern chains (unit tests) are kept, not rebuilt
@@ -87,6 +87,18 @@ $(BUILD)/urbd: $(call obj,kmod-free-userspace/main.c) $(LIBURBD)
 
 $(BUILD)/urbdctl: $(call obj,$(CLI_SRC)) $(LIBURBD)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+# urbd-attach: node-side NVMe/TCP attach (csi/attach.h) on libnvme
+# (libnvme-dev). --as-needed: it runs in the VM guest, which has libnvme
+# but not the daemon's libraries.
+ATTACH_SRC := csi/attach_nvme.c csi/attach_nbd.c
+$(BUILD)/urbd-attach: $(call obj,$(ATTACH_SRC) csi/attach_tool.c) $(LIBURBD)
+	$(CC) $(LDFLAGS) -Wl,--as-needed -o $@ $^ -lnvme
+
+$(BUILD)/obj/tests/unit/test_attach.o: CPPFLAGS += -Icsi
+$(BUILD)/tests/test_attach: $(BUILD)/obj/tests/unit/test_attach.o $(call obj,$(ATTACH_SRC)) $(LIBURBD)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) -lnvme -lcmocka
 
 # ---- tests -----------------------------------------------------------------
 UNIT_SRC  := $(wildcard tests/unit/test_*.c)
@@ -133,8 +145,13 @@ SAN_TESTS ?= t-nbd-basic.sh t-nbd-badinput.sh t-nbd-durability.sh t-nbd-idle.sh 
 test: all
 	@tests/run-all.sh "$(MAKE)"
 
-bench: $(BINS)
+bench: $(BINS) $(BUILD)/nvmf_load
 	bench/run.sh $(BUILD)
+
+# our own NVMe/TCP load generator for bench/run-nvmf.sh (a tool, not in BINS)
+$(BUILD)/nvmf_load: bench/nvmf_load.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 $(OPT) -g -pthread $(WARN) -o $@ $< -pthread
 
 PREFIX ?= /usr/local
 install: $(BINS)

@@ -16,6 +16,11 @@
 #                          linux-image-cloud-amd64 depends on), e.g. a
 #                          bookworm-backports 6.12 cloud image for ublk_drv
 #      URBD_VM_CACHE       cache dir (default <repo>/build/vm-cache)
+#      URBD_VM_EXTRA_BINS  host-built binaries (space-separated paths) to put
+#                          in the guest's /usr/sbin: INITRD is then the cached
+#                          initramfs plus a small cpio of them, kept as
+#                          <key>/extra-<hash>.cpio; every library they need
+#                          must already be in the guest (from Debian packages)
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -48,6 +53,48 @@ TOOLS=(busybox-static nbd-client nvme-cli e2fsprogs xfsprogs)
 # nvme-core, nvme, ext4, jbd2, mbcache, crc16 and crc32c are built in.
 MODULES=(virtio_pci virtio_net nbd loop nvme-tcp xfs)
 
+# emit DIR: the KERNEL=/INITRD= lines for a built guest
+emit() {
+	local initrd=$1/initramfs.cpio.gz
+	if [ -n "${URBD_VM_EXTRA_BINS:-}" ]; then
+		initrd=$(add_extra_bins "$1") || exit 1
+	fi
+	echo "KERNEL=$1/vmlinuz"
+	echo "INITRD=$initrd"
+}
+# add_extra_bins DIR: prints the path of DIR's initramfs + URBD_VM_EXTRA_BINS
+add_extra_bins() {
+	local d=$1 h f b so libs x sz
+	for b in $URBD_VM_EXTRA_BINS; do [ -f "$b" ] || die "URBD_VM_EXTRA_BINS: no file $b"; done
+	# shellcheck disable=SC2086 # a list of paths
+	h=$(sha256sum $URBD_VM_EXTRA_BINS | sed 's|  .*/|  |' | sha256sum | cut -c1-16)
+	f=$d/extra-$h.cpio
+	[ -s "$f" ] && { echo "$f"; return 0; }
+	libs=$(gzip -dc "$d/initramfs.cpio.gz" | "$d/busybox" cpio -t 2>/dev/null |
+		sed -n 's|^\(\./\)\?usr/lib/x86_64-linux-gnu/||p')
+	x=$(mktemp -d "$cache/.extra.XXXXXX")
+	mkdir -p "$x/usr/sbin"
+	for b in $URBD_VM_EXTRA_BINS; do
+		for so in $(readelf -d "$b" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p'); do
+			grep -qxF "$so" <<<"$libs" || {
+				rm -rf "$x"
+				die "$so (needed by ${b##*/}) is not in the guest: add its package to TOOLS"
+			}
+		done
+		cp "$b" "$x/usr/sbin/"
+	done
+	# an uncompressed cpio after the gzip one, at a 512-byte boundary (as run-guest.sh)
+	sz=$(stat -c %s "$d/initramfs.cpio.gz")
+	{
+		cat "$d/initramfs.cpio.gz"
+		head -c $(((512 - sz % 512) % 512)) /dev/zero
+		(cd "$x" && find . | LC_ALL=C sort | "$d/busybox" cpio -o -H newc 2>/dev/null)
+	} >"$f.tmp" && mv "$f.tmp" "$f"
+	rm -rf "$x"
+	say "guest + ${URBD_VM_EXTRA_BINS}: $f"
+	echo "$f"
+}
+
 have_lists() { compgen -G '/var/lib/apt/lists/*_Packages*' >/dev/null; }
 if ! have_lists; then
 	[ "$(id -u)" -eq 0 ] || skip "apt lists are empty and apt-get update needs root"
@@ -67,8 +114,7 @@ mkdir -p "$cache/keys"
 key=$(cat "$cache/keys/$lists_stamp" 2>/dev/null || true)
 if [ -n "$key" ] && [ -s "$cache/$key/initramfs.cpio.gz" ] && [ -s "$cache/$key/vmlinuz" ] &&
 	[ -x "$cache/$key/busybox" ]; then
-	echo "KERNEL=$cache/$key/vmlinuz"
-	echo "INITRD=$cache/$key/initramfs.cpio.gz"
+	emit "$cache/$key"
 	exit 0
 fi
 
@@ -115,8 +161,7 @@ key=$({
 out=$cache/$key
 if [ -s "$out/initramfs.cpio.gz" ] && [ -s "$out/vmlinuz" ] && [ -x "$out/busybox" ]; then
 	echo "$key" >"$cache/keys/$lists_stamp"
-	echo "KERNEL=$out/vmlinuz"
-	echo "INITRD=$out/initramfs.cpio.gz"
+	emit "$out"
 	exit 0
 fi
 
@@ -350,5 +395,4 @@ cp "$R/usr/bin/busybox" "$work/busybox" # run-guest.sh's cpio where the host has
 mv "$work/vmlinuz" "$work/initramfs.cpio.gz" "$work/manifest.txt" "$work/busybox" "$out/"
 echo "$key" >"$cache/keys/$lists_stamp"
 say "built in $(($(date +%s) - t0)) s: $(du -h "$out/initramfs.cpio.gz" | cut -f1) initramfs, kernel $kver"
-echo "KERNEL=$out/vmlinuz"
-echo "INITRD=$out/initramfs.cpio.gz"
+emit "$out"
