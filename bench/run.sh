@@ -142,3 +142,4 @@ for wl in order:
           f'{us:>8.1f} us  >= {need}x {peer}: median {got:.2f} ({min(per_round):.2f}..{max(per_round):.2f}) {verdict}')
 print(f'\nurbd peak RSS (VmHWM, highest of the rounds): {rss_kb / 1024:.1f} MiB')
 PY
+"$top/bench/run-nvmf.sh" "$BUILD"
