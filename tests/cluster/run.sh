@@ -13,20 +13,8 @@
 # URBD_TEST_TIMEOUT (seconds per test, default 300).
 set -uo pipefail
 
-here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/../.." && pwd)
-cd "$root" || exit 1
-export URBD_BUILD=${URBD_BUILD:-build}
-limit=${URBD_TEST_TIMEOUT:-300}
-logdir=$root/build/test-logs/cluster
-mkdir -p "$logdir"
-
-tests=()
-if [ -n "${URBD_TESTS:-}" ]; then
-	for n in $URBD_TESTS; do tests+=("$here/${n%.sh}.sh"); done
-else
-	for f in "$here"/t-*.sh; do [ -e "$f" ] && tests+=("$f"); done
-fi
+. "$(dirname "$0")/../lib/suite.sh"
+suite_init cluster "${URBD_TESTS:-}"
 
 gc_stale_namespaces() {
 	local ns pid
@@ -51,41 +39,7 @@ else
 	gc_stale_namespaces
 fi
 
-passed=0 failed=0 skipped=0
-for t in "${tests[@]}"; do
-	name=$(basename "$t" .sh)
-	out=$logdir/$name.log
-	start=$(date +%s)
-	if [ -n "$skip_all" ]; then
-		echo "SKIP: $name: $skip_all" >"$out"
-		rc=77
-	elif [ ! -f "$t" ]; then
-		echo "no such test: $t" >"$out"
-		rc=1
-	else
-		# timeout signals the test's whole process group; -k: then SIGKILL
-		timeout -k 20 "$limit" bash "$t" </dev/null >"$out" 2>&1
-		rc=$?
-	fi
-	secs=$(($(date +%s) - start))
-	case $rc in
-	0) status=PASS; passed=$((passed + 1)) ;;
-	77) status=SKIP; skipped=$((skipped + 1)) ;;
-	*) status=FAIL; failed=$((failed + 1)) ;;
-	esac
-	if [ "$status" = SKIP ]; then
-		reason=$(grep -m1 '^SKIP:' "$out" | sed -E 's/^SKIP: [^:]*: ?//')
-		echo "SKIP $name (${secs}s)${reason:+: $reason}"
-	elif [ "$status" = PASS ]; then
-		detail=$(grep -m1 '^PASS:' "$out" | sed -E 's/^PASS: [^:]*: ?//')
-		echo "PASS $name (${secs}s)${detail:+: $detail}"
-	else
-		echo "FAIL $name (${secs}s)"
-		[ "$rc" -eq 124 ] && echo "  (timed out after ${limit}s)"
-		echo "  --- last 40 lines of $out (exit $rc)"
-		tail -n 40 "$out" | sed 's/^/  | /'
-	fi
-done
+suite_run "${URBD_TEST_TIMEOUT:-300}" "$skip_all"
+rc=$?
 [ -n "$skip_all" ] || gc_stale_namespaces
-echo "$passed passed, $failed failed, $skipped skipped"
-[ "$failed" -eq 0 ]
+exit $rc
