@@ -88,10 +88,11 @@ $(BUILD)/urbd: $(call obj,kmod-free-userspace/main.c) $(LIBURBD)
 $(BUILD)/urbdctl: $(call obj,$(CLI_SRC)) $(LIBURBD)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
-# urbd-attach: node-side NVMe/TCP attach (csi/attach.h) on libnvme
-# (libnvme-dev). --as-needed: it runs in the VM guest, which has libnvme
-# but not the daemon's libraries.
-ATTACH_SRC := csi/attach_nvme.c csi/attach_nbd.c
+# urbd-attach: node-side attach (csi/attach.h): NVMe/TCP on libnvme
+# (libnvme-dev), NBD over raw netlink. --as-needed: it runs in the VM
+# guest, which has libnvme but not the daemon's libraries.
+ATTACH_NBD_SRC := csi/attach_nbd.c csi/attach_nbd_hs.c csi/attach_nbd_nl.c
+ATTACH_SRC := csi/attach_nvme.c $(ATTACH_NBD_SRC)
 $(BUILD)/urbd-attach: $(call obj,$(ATTACH_SRC) csi/attach_tool.c) $(LIBURBD)
 	$(CC) $(LDFLAGS) -Wl,--as-needed -o $@ $^ -lnvme
 
@@ -99,6 +100,10 @@ $(BUILD)/obj/tests/unit/test_attach.o: CPPFLAGS += -Icsi
 $(BUILD)/tests/test_attach: $(BUILD)/obj/tests/unit/test_attach.o $(call obj,$(ATTACH_SRC)) $(LIBURBD)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) -lnvme -lcmocka
+$(BUILD)/obj/tests/unit/test_attach_nbd.o: CPPFLAGS += -Icsi
+$(BUILD)/tests/test_attach_nbd: $(BUILD)/obj/tests/unit/test_attach_nbd.o $(call obj,$(ATTACH_NBD_SRC)) $(LIBURBD)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) -lcmocka
 
 # ---- tests -----------------------------------------------------------------
 UNIT_SRC  := $(wildcard tests/unit/test_*.c)
@@ -140,6 +145,8 @@ test-fuzz: $(FUZZ_BINS)
 test-san:
 	$(MAKE) SAN=address,undefined BUILD=build/san all test-unit
 	URBD_BUILD=build/san URBD_TESTS="$(SAN_TESTS)" tests/integration/run.sh
+	URBD_BUILD=build/san URBD_TESTS="$(SAN_CLUSTER_TESTS)" tests/cluster/run.sh
+SAN_CLUSTER_TESTS ?= t-repl-hostile t-repl-kill-primary
 SAN_TESTS ?= t-nbd-basic.sh t-nbd-badinput.sh t-nbd-durability.sh t-nbd-idle.sh t-urbdctl.sh
 
 test: all

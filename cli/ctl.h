@@ -31,6 +31,9 @@ struct ctl {
 	bool use_tls;
 	bool json;
 	bool force;
+	/* volume create of a replica */
+	const char *replicas, *uuid, *ack, *on_no_quorum;
+	int local_id;             /* -1: not given */
 	unsigned timeout_ms;
 	struct rpc_client *client; /* connected on first call */
 	grpc_status_code status;   /* of the last ctl_call */

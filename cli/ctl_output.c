@@ -146,6 +146,45 @@ struct json_object *ctl_json_volume(const Urbd__V1__Volume *v)
 	add_u64(o, "bytes_written", v->bytes_written);
 	add_u64(o, "flushes", v->flushes);
 	add_u64(o, "errors", v->errors);
+	if (v->replication) {
+		const Urbd__V1__Replication *r = v->replication;
+		struct json_object *ro = json_object_new_object(), *peers = json_object_new_array();
+
+		if (!ro || !peers)
+			return o;
+		add_u64(ro, "local_id", r->local_id);
+		add_str(ro, "role", r->role);
+		add_str(ro, "disk_state", r->disk_state);
+		json_object_object_add(ro, "quorum", json_object_new_boolean(r->quorum));
+		add_u64(ro, "voters", r->voters);
+		add_u64(ro, "visible", r->visible);
+		add_str(ro, "ack", r->ack);
+		add_str(ro, "on_no_quorum", r->on_no_quorum);
+		add_str(ro, "generation", r->generation);
+		add_u64(ro, "writes_replicated", r->writes_replicated);
+		for (size_t i = 0; i < r->n_peers; i++) {
+			const Urbd__V1__Peer *p = r->peers[i];
+			struct json_object *po = json_object_new_object();
+
+			if (!po)
+				continue;
+			add_u64(po, "id", p->id);
+			add_str(po, "node", p->node);
+			add_str(po, "address", p->address);
+			json_object_object_add(po, "diskless", json_object_new_boolean(p->diskless));
+			add_str(po, "connection", p->connection);
+			add_str(po, "role", p->role);
+			add_str(po, "disk_state", p->disk_state);
+			add_str(po, "error", p->error);
+			add_u64(po, "pending", p->pending);
+			json_object_object_add(po, "outdated", json_object_new_boolean(p->outdated));
+			add_u64(po, "bytes_sent", p->bytes_sent);
+			add_u64(po, "bytes_received", p->bytes_received);
+			json_object_array_add(peers, po);
+		}
+		json_object_object_add(ro, "peers", peers);
+		json_object_object_add(o, "replication", ro);
+	}
 	return o;
 }
 

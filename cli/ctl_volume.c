@@ -7,6 +7,7 @@
 
 #include "ctl.h"
 #include "util.h"
+#include "../replication/repl_config.h"
 
 #define BLOCK 4096u
 
@@ -65,17 +66,89 @@ static void print_volume(const Urbd__V1__Volume *v)
 	       urbd_format_size(v->bytes_written, b, sizeof(b)));
 	printf("Flushes:       %" PRIu64 "\n", v->flushes);
 	printf("I/O errors:    %" PRIu64 "\n", v->errors);
+	if (v->replication) {
+		const Urbd__V1__Replication *r = v->replication;
+		struct ctl_table pt;
+
+		printf("Replication:   member %" PRIu32 ", %s, disk %s\n", r->local_id, r->role,
+		       r->disk_state);
+		printf("Quorum:        %s (%" PRIu32 " of %" PRIu32 " voters visible)\n",
+		       r->quorum ? "yes" : "NO", r->visible, r->voters);
+		printf("Policy:        ack=%s on-no-quorum=%s\n", r->ack, r->on_no_quorum);
+		printf("Generation:    %s\n", r->generation);
+		printf("Replicated:    %" PRIu64 " writes\n", r->writes_replicated);
+		ctl_table_init(&pt, 8, "  PEER", "NODE", "ADDRESS", "CONNECTION", "ROLE", "DISK",
+			       "PENDING", "LAST ERROR");
+		for (size_t i = 0; i < r->n_peers; i++) {
+			const Urbd__V1__Peer *p = r->peers[i];
+			char id[16], pend[24], disk[32];
+
+			snprintf(id, sizeof(id), "  %" PRIu32, p->id);
+			snprintf(pend, sizeof(pend), "%" PRIu64, p->pending);
+			snprintf(disk, sizeof(disk), "%s%s", p->diskless ? "diskless/" : "",
+				 p->disk_state);
+			ctl_table_add(&pt, id, p->node, p->address, p->connection, p->role, disk,
+				      pend, p->error[0] ? p->error : "-");
+		}
+		ctl_table_print(&pt);
+		ctl_table_free(&pt);
+	}
+}
+
+/* --replicas and friends into the request (the strings stay in c/argv) */
+static int replica_args(struct ctl *c, Urbd__V1__CreateVolumeRequest *req,
+			Urbd__V1__Replica *reps, Urbd__V1__Replica **ptrs,
+			struct repl_config *rc)
+{
+	char err[256];
+
+	if (!c->replicas) {
+		if (c->uuid || c->ack || c->on_no_quorum || c->local_id >= 0)
+			return ctl_usage_error("--uuid, --local-id, --ack and --on-no-quorum "
+					       "need --replicas");
+		return 0;
+	}
+	if (c->local_id < 0)
+		return ctl_usage_error("--replicas needs --local-id (which member this is)");
+	memset(rc, 0, sizeof(*rc));
+	rc->local_id = (uint32_t)c->local_id;
+	if (repl_config_parse_members(c->replicas, rc, err, sizeof(err)) ||
+	    repl_config_check(rc, err, sizeof(err)))
+		return ctl_usage_error("%s", err);
+	for (unsigned i = 0; i < REPL_MAX_NODES; i++) {
+		if (!rc->members[i].present)
+			continue;
+		urbd__v1__replica__init(&reps[req->n_replicas]);
+		reps[req->n_replicas].id = i;
+		reps[req->n_replicas].node = rc->members[i].node;
+		reps[req->n_replicas].address = rc->members[i].addr;
+		reps[req->n_replicas].diskless = rc->members[i].diskless;
+		ptrs[req->n_replicas] = &reps[req->n_replicas];
+		req->n_replicas++;
+	}
+	req->replicas = ptrs;
+	req->local_id = (uint32_t)c->local_id;
+	if (c->uuid)
+		req->uuid = (char *)c->uuid;
+	if (c->ack)
+		req->ack = (char *)c->ack;
+	if (c->on_no_quorum)
+		req->on_no_quorum = (char *)c->on_no_quorum;
+	return 0;
 }
 
 static int volume_create(struct ctl *c, int argc, char **argv)
 {
 	Urbd__V1__CreateVolumeRequest req = URBD__V1__CREATE_VOLUME_REQUEST__INIT;
 	Urbd__V1__CreateVolumeResponse *resp;
+	Urbd__V1__Replica reps[REPL_MAX_NODES], *ptrs[REPL_MAX_NODES];
+	struct repl_config rc;
 	char sz[32];
 	int ret;
 
-	if ((ret = need_args(argc, 2, "volume create NAME SIZE")) ||
-	    (ret = parse_size_arg(argv[1], &req.size_bytes)))
+	if ((ret = need_args(argc, 2, "volume create NAME SIZE [--replicas ...]")) ||
+	    (ret = parse_size_arg(argv[1], &req.size_bytes)) ||
+	    (ret = replica_args(c, &req, reps, ptrs, &rc)))
 		return ret;
 	req.name = argv[0];
 	ret = ctl_call(c, METHOD("CreateVolume"), &req.base,
@@ -86,8 +159,10 @@ static int volume_create(struct ctl *c, int argc, char **argv)
 	if (c->json && resp->volume)
 		ret = ctl_json_print(ctl_json_volume(resp->volume));
 	else if (!c->json)
-		printf("created volume %s (%s)\n", req.name,
-		       urbd_format_size(req.size_bytes, sz, sizeof(sz)));
+		printf("created volume %s (%s)%s%s\n", req.name,
+		       urbd_format_size(req.size_bytes, sz, sizeof(sz)),
+		       resp->volume && req.n_replicas ? ", uuid " : "",
+		       resp->volume && req.n_replicas ? resp->volume->uuid : "");
 	protobuf_c_message_free_unpacked(&resp->base, NULL);
 	return ret;
 }
@@ -216,6 +291,47 @@ static int volume_delete(struct ctl *c, int argc, char **argv)
 	return ctl_json_print(o);
 }
 
+static int volume_role(struct ctl *c, int argc, char **argv, bool promote)
+{
+	Urbd__V1__PromoteVolumeRequest preq = URBD__V1__PROMOTE_VOLUME_REQUEST__INIT;
+	Urbd__V1__DemoteVolumeRequest dreq = URBD__V1__DEMOTE_VOLUME_REQUEST__INIT;
+	ProtobufCMessage *resp;
+	const Urbd__V1__Volume *v;
+	int ret;
+
+	if ((ret = need_args(argc, 1, promote ? "volume promote NAME [--force]" :
+			     "volume demote NAME")))
+		return ret;
+	preq.name = dreq.name = argv[0];
+	preq.force = c->force;
+	if (promote)
+		ret = ctl_call(c, METHOD("PromoteVolume"), &preq.base,
+			       &urbd__v1__promote_volume_response__descriptor, &resp);
+	else
+		ret = ctl_call(c, METHOD("DemoteVolume"), &dreq.base,
+			       &urbd__v1__demote_volume_response__descriptor, &resp);
+	if (ret)
+		return ret;
+	v = promote ? ((Urbd__V1__PromoteVolumeResponse *)resp)->volume
+		    : ((Urbd__V1__DemoteVolumeResponse *)resp)->volume;
+	if (c->json && v)
+		ret = ctl_json_print(ctl_json_volume(v));
+	else if (!c->json)
+		printf("%s volume %s\n", promote ? "promoted" : "demoted", argv[0]);
+	protobuf_c_message_free_unpacked(resp, NULL);
+	return ret;
+}
+
+static int volume_promote(struct ctl *c, int argc, char **argv)
+{
+	return volume_role(c, argc, argv, true);
+}
+
+static int volume_demote(struct ctl *c, int argc, char **argv)
+{
+	return volume_role(c, argc, argv, false);
+}
+
 int ctl_cmd_volume(struct ctl *c, int argc, char **argv)
 {
 	static const struct {
@@ -225,7 +341,8 @@ int ctl_cmd_volume(struct ctl *c, int argc, char **argv)
 		{ "create", volume_create }, { "list", volume_list },
 		{ "ls", volume_list }, { "status", volume_status },
 		{ "resize", volume_resize }, { "delete", volume_delete },
-		{ "rm", volume_delete },
+		{ "rm", volume_delete }, { "promote", volume_promote },
+		{ "demote", volume_demote },
 	};
 
 	if (argc < 1)

@@ -19,7 +19,15 @@ static const char usage_text[] =
 	"\n"
 	"Commands:\n"
 	"  volume create NAME SIZE       create a volume (SIZE: 4096, 512M, 1G, 2TiB;\n"
-	"                                a multiple of 4096 bytes)\n"
+	"                                a multiple of 4096 bytes); a replica of a\n"
+	"                                replicated volume with:\n"
+	"      --replicas ID=NODE@HOST:PORT[:diskless],...   the replica set\n"
+	"      --local-id ID             which member this daemon is\n"
+	"      --uuid UUID               the volume's uuid (from the first member)\n"
+	"      --ack all|majority        --on-no-quorum io-error|suspend-io\n"
+	"  volume promote NAME [--force] make this replica the primary (--force:\n"
+	"                                without quorum)\n"
+	"  volume demote NAME            make it a secondary again\n"
 	"  volume list                   list volumes\n"
 	"  volume status NAME            show one volume in detail\n"
 	"  volume resize NAME SIZE       grow a volume to SIZE\n"
@@ -132,7 +140,8 @@ int ctl_call(struct ctl *c, const char *method, const ProtobufCMessage *req,
 	}
 }
 
-enum { OPT_TLS_CERT = 256, OPT_TLS_KEY, OPT_TLS_CA, OPT_TLS_NAME };
+enum { OPT_TLS_CERT = 256, OPT_TLS_KEY, OPT_TLS_CA, OPT_TLS_NAME, OPT_REPLICAS,
+       OPT_LOCAL_ID, OPT_UUID, OPT_ACK, OPT_NOQ };
 
 static const struct option long_opts[] = {
 	{ "socket", required_argument, NULL, 's' },
@@ -141,6 +150,11 @@ static const struct option long_opts[] = {
 	{ "tls-key", required_argument, NULL, OPT_TLS_KEY },
 	{ "tls-ca", required_argument, NULL, OPT_TLS_CA },
 	{ "tls-server-name", required_argument, NULL, OPT_TLS_NAME },
+	{ "replicas", required_argument, NULL, OPT_REPLICAS },
+	{ "local-id", required_argument, NULL, OPT_LOCAL_ID },
+	{ "uuid", required_argument, NULL, OPT_UUID },
+	{ "ack", required_argument, NULL, OPT_ACK },
+	{ "on-no-quorum", required_argument, NULL, OPT_NOQ },
 	{ "json", no_argument, NULL, 'j' },
 	{ "timeout", required_argument, NULL, 't' },
 	{ "force", no_argument, NULL, 'f' },
@@ -177,6 +191,19 @@ static int parse_options(struct ctl *c, int argc, char **argv,
 		case OPT_TLS_KEY: c->tls.key = optarg; break;
 		case OPT_TLS_CA: c->tls.ca = optarg; break;
 		case OPT_TLS_NAME: c->tls.server_name = optarg; break;
+		case OPT_REPLICAS: c->replicas = optarg; break;
+		case OPT_UUID: c->uuid = optarg; break;
+		case OPT_ACK: c->ack = optarg; break;
+		case OPT_NOQ: c->on_no_quorum = optarg; break;
+		case OPT_LOCAL_ID: {
+			char *end;
+			long v = strtol(optarg, &end, 10);
+
+			if (end == optarg || *end || v < 0 || v > 7)
+				return ctl_usage_error("--local-id must be 0..7");
+			c->local_id = (int)v;
+			break;
+		}
 		case 'j': c->json = true; break;
 		case 'f': c->force = true; break;
 		case 't':
@@ -235,8 +262,14 @@ static int dispatch(struct ctl *c, int argc, char **argv)
 	const char *cmd = argv[0];
 
 	if (c->force && !(strcmp(cmd, "volume") == 0 && argc > 1 &&
-			  (strcmp(argv[1], "delete") == 0 || strcmp(argv[1], "rm") == 0)))
-		return ctl_usage_error("--force only applies to 'volume delete'");
+			  (strcmp(argv[1], "delete") == 0 || strcmp(argv[1], "rm") == 0 ||
+			   strcmp(argv[1], "promote") == 0)))
+		return ctl_usage_error("--force only applies to 'volume delete' and "
+				       "'volume promote'");
+	if ((c->replicas || c->uuid || c->ack || c->on_no_quorum || c->local_id >= 0) &&
+	    !(strcmp(cmd, "volume") == 0 && argc > 1 && strcmp(argv[1], "create") == 0))
+		return ctl_usage_error("--replicas, --local-id, --uuid, --ack and "
+				       "--on-no-quorum only apply to 'volume create'");
 	if (strcmp(cmd, "volume") == 0)
 		return ctl_cmd_volume(c, argc - 1, argv + 1);
 	if (strcmp(cmd, "node") == 0)
@@ -248,7 +281,7 @@ static int dispatch(struct ctl *c, int argc, char **argv)
 
 int main(int argc, char **argv)
 {
-	struct ctl c = { .timeout_ms = DEFAULT_TIMEOUT_MS };
+	struct ctl c = { .timeout_ms = DEFAULT_TIMEOUT_MS, .local_id = -1 };
 	const char *socket_opt = NULL, *endpoint = NULL;
 	char target[PATH_MAX + 8];
 	int ret;

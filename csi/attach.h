@@ -1,12 +1,20 @@
 /* csi/attach.h: attach a remote urbd volume as a local block device on this
  * node (the CSI node plugin's NodeStage, and the urbd-attach tool).
  *
- * NVMe/TCP through libnvme (the kernel's nvme-tcp initiator does the I/O).
- * Every call is idempotent: connecting an NQN this host is already
- * connected to returns its device; disconnecting one it is not connected to
- * succeeds. Returns 0 or -errno; errors are logged once, where found.
+ * NVMe/TCP (attach_nvme_*) through libnvme (the kernel's nvme-tcp
+ * initiator does the I/O). Every call is idempotent: connecting an NQN this
+ * host is already connected to returns its device; disconnecting one it is
+ * not connected to succeeds. Returns 0 or -errno; errors are logged once,
+ * where found.
  *
- * NBD (attach_nbd_*): not implemented yet; the functions return -ENOSYS.
+ * NBD through the kernel's generic-netlink "nbd" family: this process runs
+ * the NBD handshake (fixed newstyle, NBD_OPT_GO) on its own sockets, then
+ * hands them to the kernel with NBD_CMD_CONNECT, tagged with a backend
+ * identifier ("urbd:<host>:<port>/<export>") that the kernel shows in
+ * /sys/block/nbdN/backend. That file is how a device is found again, so
+ * NBD calls are idempotent the same way: connecting a backend that is
+ * already attached returns its /dev/nbdN; disconnecting one that is not
+ * attached succeeds.
  */
 #ifndef URBD_CSI_ATTACH_H
 #define URBD_CSI_ATTACH_H
@@ -50,9 +58,56 @@ int attach_nvme_find(const char *subsysnqn, char *dev, size_t devlen);
 /* Disconnects every controller of subsysnqn; 0 when there was none. */
 int attach_nvme_disconnect(const char *subsysnqn);
 
-/* NBD over the kernel's netlink interface: not implemented (-ENOSYS). */
-int attach_nbd_connect(const char *host, const char *port, const char *export_name, char *dev,
-		       size_t devlen);
-int attach_nbd_disconnect(const char *dev);
+/* ---- NBD ------------------------------------------------------------- */
+
+#define ATTACH_NBD_DEFAULT_PORT "10809"
+#define ATTACH_NBD_BACKEND_MAX 512   /* sysfs shows it in one page; ours are short */
+#define ATTACH_NBD_MAX_CONNECTIONS 16
+#define ATTACH_NBD_DEFAULT_TIMEOUT_S 30
+/* serializes connects on this host: the kernel does not refuse a second
+ * device with the same backend identifier, so find-then-connect must be
+ * atomic between attach processes */
+#define ATTACH_NBD_LOCK_PATH "/run/urbd-attach-nbd.lock"
+
+struct attach_nbd_target {
+	const char *host;        /* server name or address, e.g. "10.0.2.2" */
+	const char *port;        /* TCP port (NULL: 10809) */
+	const char *unix_path;   /* instead of host/port: a unix socket */
+	const char *export_name; /* the urbd volume */
+	int connections;         /* sockets given to the kernel (0: 1); more than one
+				  * only when the server sets NBD_FLAG_CAN_MULTI_CONN */
+	int timeout_s;           /* per-request timeout (0: 30; -1: none, the kernel
+				  * then never fails a request in flight) */
+	int dead_conn_timeout_s; /* how long the kernel waits for a reconfigure once
+				  * every connection is dead (0: fail I/O at once) */
+	unsigned block_size;     /* logical block size, 512..4096 (0: the server's
+				  * minimum, at least 512) */
+};
+
+/* -EINVAL (logged) when a field is missing, malformed or out of range. */
+int attach_nbd_target_validate(const struct attach_nbd_target *t);
+
+/* The backend identifier of t: "urbd:<host>:<port>/<export>" (an IPv6
+ * host in brackets) or "urbd:unix:<path>/<export>". -ENAMETOOLONG when it
+ * does not fit in len or ATTACH_NBD_BACKEND_MAX. Pure: no validation. */
+int attach_nbd_backend_id(const struct attach_nbd_target *t, char *buf, size_t len);
+
+/* Handshakes, connects the kernel device by netlink and waits until
+ * /dev/nbdN has its size; dev gets "/dev/nbdN". The whole call is bounded
+ * by timeout_ms (<= 0: 10 s). An already attached backend is returned as
+ * it is, whatever t's tuning says. Errors: -ENOENT the server has no such
+ * export; -ENODEV the nbd module is not loaded; -EPERM not root;
+ * -EINVAL the export's size is 0 or not a multiple of the block size;
+ * -ETIMEDOUT. */
+int attach_nbd_connect(const struct attach_nbd_target *t, char *dev, size_t devlen,
+		       int timeout_ms);
+/* The device whose /sys/block/nbdN/backend is backend_id; -ENOENT if none. */
+int attach_nbd_find(const char *backend_id, char *dev, size_t devlen);
+/* Disconnects dev ("/dev/nbdN" or "nbdN") and waits up to timeout_ms for
+ * the kernel to drop it (size 0, no backend); 0 when it was not connected.
+ * -EBUSY when the device is still held open (mounted) after timeout_ms. */
+int attach_nbd_disconnect(const char *dev, int timeout_ms);
+/* Disconnects every device attached to backend_id; 0 when there was none. */
+int attach_nbd_disconnect_backend(const char *backend_id, int timeout_ms);
 
 #endif

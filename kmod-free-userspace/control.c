@@ -25,6 +25,7 @@
 #include "util.h"
 #include "uuid.h"
 #include "volmgr.h"
+#include "../replication/repl_config.h"
 
 #define TAG "control"
 #define BLOCK 4096u
@@ -97,6 +98,52 @@ static int set_str(char **field, const char *s)
 	return *field ? 0 : -ENOMEM;
 }
 
+static Urbd__V1__Replication *replication_pb(const struct repl_vol_status *st)
+{
+	Urbd__V1__Replication *r = calloc(1, sizeof(*r));
+	char gen[24];
+
+	if (!r)
+		return NULL;
+	urbd__v1__replication__init(r);
+	r->local_id = st->local_id;
+	r->quorum = st->quorum;
+	r->voters = st->voters;
+	r->visible = st->visible;
+	r->writes_replicated = st->writes_replicated;
+	snprintf(gen, sizeof(gen), "%016llx", (unsigned long long)st->gen_current);
+	if (set_str(&r->role, st->role) || set_str(&r->disk_state, st->disk) ||
+	    set_str(&r->ack, st->ack) || set_str(&r->on_no_quorum, st->on_no_quorum) ||
+	    set_str(&r->generation, gen))
+		goto fail;
+	r->peers = calloc(st->npeers ? st->npeers : 1, sizeof(*r->peers));
+	if (!r->peers)
+		goto fail;
+	for (unsigned i = 0; i < st->npeers; i++) {
+		const struct repl_peer_status *ps = &st->peers[i];
+		Urbd__V1__Peer *p = calloc(1, sizeof(*p));
+
+		if (!p)
+			goto fail;
+		urbd__v1__peer__init(p);
+		r->peers[r->n_peers++] = p;
+		p->id = ps->id;
+		p->diskless = ps->diskless;
+		p->pending = ps->pending;
+		p->outdated = ps->outdated;
+		p->bytes_sent = ps->bytes_out;
+		p->bytes_received = ps->bytes_in;
+		if (set_str(&p->node, ps->node) || set_str(&p->address, ps->addr) ||
+		    set_str(&p->connection, ps->connection) || set_str(&p->role, ps->role) ||
+		    set_str(&p->disk_state, ps->disk) || set_str(&p->error, ps->error))
+			goto fail;
+	}
+	return r;
+fail:
+	protobuf_c_message_free_unpacked(&r->base, NULL);
+	return NULL;
+}
+
 static Urbd__V1__Volume *volume_pb(const struct volume_info *vi)
 {
 	Urbd__V1__Volume *v = malloc(sizeof(*v));
@@ -120,7 +167,8 @@ static Urbd__V1__Volume *volume_pb(const struct volume_info *vi)
 	v->flushes = vi->flushes;
 	v->errors = vi->errors;
 	if (set_str(&v->name, vi->name) || set_str(&v->uuid, uuid) ||
-	    set_str(&v->error, vi->error)) {
+	    set_str(&v->error, vi->error) ||
+	    (vi->replicated && !(v->replication = replication_pb(&vi->repl)))) {
 		protobuf_c_message_free_unpacked(&v->base, NULL);
 		return NULL;
 	}
@@ -182,6 +230,45 @@ static grpc_status_code node_info(void *ctx, const ProtobufCMessage *req,
 	return GRPC_STATUS_OK;
 }
 
+static grpc_status_code create_replicated(struct control_server *s,
+					   const Urbd__V1__CreateVolumeRequest *r,
+					   char *err, size_t errlen)
+{
+	struct repl_config rc = { .local_id = r->local_id };
+	struct urbd_uuid uuid;
+	char why[256] = "";
+	int ret;
+
+	if ((r->ack[0] && repl_ack_policy_parse(r->ack, &rc.ack)) ||
+	    (r->on_no_quorum[0] && repl_noquorum_parse(r->on_no_quorum, &rc.on_no_quorum))) {
+		snprintf(err, errlen, "ack must be all|majority, on_no_quorum io-error|suspend-io");
+		return GRPC_STATUS_INVALID_ARGUMENT;
+	}
+	if (r->uuid[0] && urbd_uuid_parse(r->uuid, &uuid)) {
+		snprintf(err, errlen, "uuid \"%.40s\" is not a UUID", r->uuid);
+		return GRPC_STATUS_INVALID_ARGUMENT;
+	}
+	for (size_t i = 0; i < r->n_replicas; i++) {
+		const Urbd__V1__Replica *x = r->replicas[i];
+		struct repl_member *mb;
+
+		if (x->id >= REPL_MAX_NODES || rc.members[x->id].present ||
+		    strlen(x->node) >= sizeof(mb->node) || strlen(x->address) >= sizeof(mb->addr)) {
+			snprintf(err, errlen, "replica %zu: id must be 0..%d and unique, node and "
+				 "address short enough", i, REPL_MAX_NODES - 1);
+			return GRPC_STATUS_INVALID_ARGUMENT;
+		}
+		mb = &rc.members[x->id];
+		mb->present = true;
+		mb->diskless = x->diskless;
+		strcpy(mb->node, x->node);
+		strcpy(mb->addr, x->address);
+	}
+	ret = volmgr_create_replicated(s->m, r->name, r->size_bytes, r->uuid[0] ? &uuid : NULL,
+				       &rc, why, sizeof(why));
+	return ret ? volmgr_failed(ret, why, err, errlen) : GRPC_STATUS_OK;
+}
+
 static grpc_status_code create_volume(void *ctx, const ProtobufCMessage *req,
 				      ProtobufCMessage **resp, char *err, size_t errlen)
 {
@@ -193,7 +280,15 @@ static grpc_status_code create_volume(void *ctx, const ProtobufCMessage *req,
 
 	if (!check_name(r->name, err, errlen) || !check_size(r->size_bytes, err, errlen))
 		return GRPC_STATUS_INVALID_ARGUMENT;
-	ret = volmgr_create(s->m, r->name, r->size_bytes, why, sizeof(why));
+	if (r->n_replicas) {
+		grpc_status_code code = create_replicated(s, r, err, errlen);
+
+		if (code != GRPC_STATUS_OK)
+			return code;
+		ret = 0;
+	} else {
+		ret = volmgr_create(s->m, r->name, r->size_bytes, why, sizeof(why));
+	}
 	if (ret)
 		return volmgr_failed(ret, why, err, errlen);
 	log_dbg(TAG, "created volume %s, %" PRIu64 " bytes", r->name, r->size_bytes);
@@ -364,6 +459,58 @@ out:
 	return code;
 }
 
+static grpc_status_code role_failed(int ret, const char *why, char *err, size_t errlen)
+{
+	snprintf(err, errlen, "%s", why[0] ? why : strerror(-ret));
+	if (ret == -EAGAIN || ret == -ESTALE || ret == -EBUSY || ret == -EINVAL)
+		return GRPC_STATUS_FAILED_PRECONDITION;
+	return rpc_status_from_errno(ret);
+}
+
+static grpc_status_code promote_volume(void *ctx, const ProtobufCMessage *req,
+				       ProtobufCMessage **resp, char *err, size_t errlen)
+{
+	const Urbd__V1__PromoteVolumeRequest *r = (const void *)req;
+	struct control_server *s = ctx;
+	Urbd__V1__PromoteVolumeResponse *out;
+	char why[256] = "";
+	int ret;
+
+	if (!check_name(r->name, err, errlen))
+		return GRPC_STATUS_INVALID_ARGUMENT;
+	ret = volmgr_promote(s->m, r->name, r->force, why, sizeof(why));
+	if (ret)
+		return ret == -ENOENT ? volmgr_failed(ret, why, err, errlen)
+				      : role_failed(ret, why, err, errlen);
+	if (!(out = malloc(sizeof(*out))))
+		return no_memory(err, errlen);
+	urbd__v1__promote_volume_response__init(out);
+	*resp = &out->base;
+	return get_volume_pb(s->m, r->name, &out->volume, err, errlen);
+}
+
+static grpc_status_code demote_volume(void *ctx, const ProtobufCMessage *req,
+				      ProtobufCMessage **resp, char *err, size_t errlen)
+{
+	const Urbd__V1__DemoteVolumeRequest *r = (const void *)req;
+	struct control_server *s = ctx;
+	Urbd__V1__DemoteVolumeResponse *out;
+	char why[256] = "";
+	int ret;
+
+	if (!check_name(r->name, err, errlen))
+		return GRPC_STATUS_INVALID_ARGUMENT;
+	ret = volmgr_demote(s->m, r->name, why, sizeof(why));
+	if (ret)
+		return ret == -ENOENT ? volmgr_failed(ret, why, err, errlen)
+				      : role_failed(ret, why, err, errlen);
+	if (!(out = malloc(sizeof(*out))))
+		return no_memory(err, errlen);
+	urbd__v1__demote_volume_response__init(out);
+	*resp = &out->base;
+	return get_volume_pb(s->m, r->name, &out->volume, err, errlen);
+}
+
 /* ---- server --------------------------------------------------------- */
 
 #define METHOD(name, req, fn) \
@@ -377,6 +524,8 @@ static const struct rpc_method control_methods[] = {
 	METHOD("ResizeVolume", resize_volume_request, resize_volume),
 	METHOD("DeleteVolume", delete_volume_request, delete_volume),
 	METHOD("ListExports", list_exports_request, list_exports),
+	METHOD("PromoteVolume", promote_volume_request, promote_volume),
+	METHOD("DemoteVolume", demote_volume_request, demote_volume),
 };
 
 int control_start(struct volmgr *m, const struct control_config *cfg,

@@ -17,6 +17,8 @@
 #include "nbd/nbd_server.h"
 #include "nvmf/nvmf_server.h"
 #include "reactor.h"
+#include "../replication/repl_auth.h"
+#include "../replication/repl_listener.h"
 #include "store.h"
 #include "util.h"
 #include "volmgr_internal.h"
@@ -32,6 +34,7 @@ struct config {
 	char *default_volume; /* "name:size" or "none" */
 	char *node_id;
 	char *zone;
+	char *repl_listen, *repl_secret;
 	unsigned reactors;
 };
 
@@ -48,6 +51,8 @@ static const struct option long_opts[] = {
 	{ "default-volume", required_argument, NULL, 'd' },
 	{ "node-id", required_argument, NULL, 'n' },
 	{ "zone", required_argument, NULL, 'z' },
+	{ "repl-listen", required_argument, NULL, 5 },
+	{ "repl-secret", required_argument, NULL, 6 },
 	{ "reactors", required_argument, NULL, 'r' },
 	{ "log-level", required_argument, NULL, 'L' },
 	{ "config", required_argument, NULL, 'f' },
@@ -70,6 +75,9 @@ static void usage(FILE *f)
 "                         'none' to create nothing)\n"
 "  --node-id ID           this node's name (default: hostname)\n"
 "  --zone ZONE            this node's availability zone\n"
+"  --repl-listen HOST:PORT replication listener for peers (default none)\n"
+"  --repl-secret FILE     shared secret peers prove (mode 0400/0440); needed\n"
+"                         for replicated volumes\n"
 "  --reactors N           io_uring reactor threads (default: online CPUs)\n"
 "  --log-level LEVEL      err, warn, info (default), debug\n"
 "  --config FILE          'key = value' lines; keys are the long option names\n");
@@ -136,6 +144,8 @@ static int set_opt(struct config *c, int opt, const char *val)
 	case 2: dst = &c->tls_key; break;
 	case 3: dst = &c->tls_ca; break;
 	case 4: dst = &c->nvmf_listen; break;
+	case 5: dst = &c->repl_listen; break;
+	case 6: dst = &c->repl_secret; break;
 	case 'd': dst = &c->default_volume; break;
 	case 'n': dst = &c->node_id; break;
 	case 'z': dst = &c->zone; break;
@@ -205,6 +215,8 @@ int main(int argc, char **argv)
 	struct nvmf_server *nvmf = NULL;
 	struct control_server *ctl = NULL;
 	struct control_config ccfg = { 0 };
+	struct repl_secret secret = { 0 };
+	struct repl_listener *repl = NULL;
 	struct volmgr_config vcfg;
 	char hostname[64] = "localhost";
 	sigset_t sigs;
@@ -275,8 +287,11 @@ int main(int argc, char **argv)
 			goto out;
 		}
 	}
+	if (cfg.repl_secret && repl_secret_load(cfg.repl_secret, &secret) < 0)
+		goto out;
 	vcfg = (struct volmgr_config){ .node_id = cfg.node_id, .zone = cfg.zone,
-		.nbd_listen = cfg.nbd_listen, .nbd_unix = cfg.nbd_unix };
+		.nbd_listen = cfg.nbd_listen, .nbd_unix = cfg.nbd_unix,
+		.repl_secret = cfg.repl_secret ? &secret : NULL };
 	if (volmgr_new(store, reactors, n, &vcfg, &vm) < 0)
 		goto out;
 	volmgr_load(vm);
@@ -297,6 +312,24 @@ int main(int argc, char **argv)
 				 nbd_server_port(nbd));
 			volmgr_set_frontends(vm, bound, cfg.nbd_unix);
 		}
+	}
+	if (cfg.repl_listen && strcmp(cfg.repl_listen, "none") != 0) {
+		int port = 0;
+
+		if (!cfg.repl_secret) {
+			log_err("urbd", "--repl-listen needs --repl-secret: peers must prove it");
+			goto out;
+		}
+		ret = repl_listener_start(reactors[0], cfg.repl_listen, volmgr_repl_route, vm,
+					  &repl, &port);
+		if (ret < 0) {
+			log_err("urbd", "replication listener on %s: %s", cfg.repl_listen,
+				strerror(-ret));
+			ret = 1;
+			goto out;
+		}
+		ret = 1;
+		log_info("urbd", "replication listening on %s (port %d)", cfg.repl_listen, port);
 	}
 	if (cfg.nvmf_listen && strcmp(cfg.nvmf_listen, "none") != 0 &&
 	    nvmf_server_start(reactors[0], cfg.nvmf_listen, &volmgr_nbd_ops, vm, &nvmf) < 0)
@@ -321,6 +354,8 @@ out:
 		nvmf_server_stop(nvmf);
 	if (nbd)
 		nbd_server_stop(nbd);
+	if (repl)
+		repl_listener_stop(repl);
 	if (vm)
 		volmgr_free(vm);
 	for (unsigned i = 0; reactors && i < n; i++)
@@ -330,6 +365,8 @@ out:
 	free(cfg.store); free(cfg.nbd_listen); free(cfg.nbd_unix); free(cfg.nvmf_listen); free(cfg.control);
 	free(cfg.control_tcp); free(cfg.tls_cert); free(cfg.tls_key); free(cfg.tls_ca);
 	free(cfg.default_volume); free(cfg.node_id); free(cfg.zone);
+	free(cfg.repl_listen); free(cfg.repl_secret);
+	repl_secret_free(&secret);
 	if (ret)
 		log_err("urbd", "exiting after errors (see above)");
 	return ret;

@@ -127,6 +127,15 @@ void reactor_accept(struct reactor *r, struct reactor_op *op, int fd)
 	prep_op(r, sqe, op);
 }
 
+void reactor_connect(struct reactor *r, struct reactor_op *op, int fd,
+		     const struct sockaddr *addr, socklen_t len)
+{
+	struct io_uring_sqe *sqe = get_sqe(r);
+
+	io_uring_prep_connect(sqe, fd, addr, len);
+	prep_op(r, sqe, op);
+}
+
 void reactor_timeout(struct reactor *r, struct reactor_timer *t, uint64_t ns)
 {
 	struct io_uring_sqe *sqe = get_sqe(r);

@@ -63,6 +63,9 @@ void reactor_recv(struct reactor *r, struct reactor_op *op, int fd,
 void reactor_sendmsg(struct reactor *r, struct reactor_op *op, int fd,
 		     const struct msghdr *msg);
 void reactor_accept(struct reactor *r, struct reactor_op *op, int fd);
+/* addr must stay valid until the callback */
+void reactor_connect(struct reactor *r, struct reactor_op *op, int fd,
+		     const struct sockaddr *addr, socklen_t len);
 void reactor_timeout(struct reactor *r, struct reactor_timer *t,
 		     uint64_t ns);
 /* best effort: the target completes with -ECANCELED if it was still queued */

@@ -29,6 +29,17 @@ static int fsync_dir(int dirfd)
 	return fsync(dirfd) < 0 ? -errno : 0;
 }
 
+/* The files a volume directory may hold: its data, its metadata, and the
+ * replica-set file of a replicated volume. Nothing else is ever there. */
+static const char *const volume_files[] = { "data", "meta", "replication",
+					    "replication.tmp" };
+
+static void unlink_volume_files(int dfd)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(volume_files); i++)
+		unlinkat(dfd, volume_files[i], 0);
+}
+
 /* leftovers of a crash in the middle of create or delete */
 static DIR *open_voldir(struct store *s)
 {
@@ -60,8 +71,7 @@ static void clean_leftovers(struct store *s)
 			int fd = openat(s->voldir, e->d_name, O_DIRECTORY);
 
 			if (fd >= 0) {
-				unlinkat(fd, "data", 0);
-				unlinkat(fd, "meta", 0);
+				unlink_volume_files(fd);
 				close(fd);
 			}
 		}
@@ -163,7 +173,8 @@ static int write_full(int fd, const void *buf, size_t len, off_t off)
 }
 
 static int build_volume_dir(struct store *s, const char *tmp,
-			    const struct store_meta *m)
+			    const struct store_meta *m, const char *extra_name,
+			    const char *extra_text)
 {
 	uint8_t sb[STORE_SB_SIZE];
 	int dfd, fd, ret;
@@ -200,6 +211,15 @@ static int build_volume_dir(struct store *s, const char *tmp,
 		ret = -errno;
 	if (!ret && fsync(fd) < 0)
 		ret = -errno;
+	if (!ret && extra_name) {
+		close(fd);
+		fd = openat(dfd, extra_name, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
+		if (fd < 0)
+			ret = -errno;
+		else if ((ret = write_full(fd, extra_text, strlen(extra_text), 0)) == 0 &&
+			 fsync(fd) < 0)
+			ret = -errno;
+	}
 	if (!ret)
 		ret = fsync_dir(dfd);
 out:
@@ -211,6 +231,20 @@ out:
 
 int store_create_volume(struct store *s, const char *name, uint64_t size,
 			char *err, size_t errlen)
+{
+	return store_create_volume_ex(s, name, size, NULL, NULL, NULL, err, errlen);
+}
+
+int store_volume_dir(const struct store *s, const char *name, char *buf, size_t len)
+{
+	int n = snprintf(buf, len, "%s/volumes/%s", s->path, name);
+
+	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
+int store_create_volume_ex(struct store *s, const char *name, uint64_t size,
+			   const struct store_create_opts *o, const char *extra_name,
+			   const char *extra_text, char *err, size_t errlen)
 {
 	struct store_meta m = { 0 };
 	char tmp[96];
@@ -228,7 +262,13 @@ int store_create_volume(struct store *s, const char *name, uint64_t size,
 	}
 	m.seq = 2;
 	m.flags = STORE_SB_F_CLEAN; /* nothing written yet: nothing to recover */
-	ret = urbd_uuid_generate(&m.uuid);
+	ret = 0;
+	if (o && !urbd_uuid_is_null(&o->uuid))
+		m.uuid = o->uuid;
+	else
+		ret = urbd_uuid_generate(&m.uuid);
+	if (o)
+		m.gen = o->gen;
 	if (ret) {
 		snprintf(err, errlen, "cannot generate a UUID");
 		return ret;
@@ -240,7 +280,7 @@ int store_create_volume(struct store *s, const char *name, uint64_t size,
 	store_meta_layout(&m);
 
 	snprintf(tmp, sizeof(tmp), ".creating-%s", name);
-	ret = build_volume_dir(s, tmp, &m);
+	ret = build_volume_dir(s, tmp, &m, extra_name, extra_text);
 	if (!ret && renameat(s->voldir, tmp, s->voldir, name) < 0)
 		ret = -errno;
 	if (!ret)
@@ -252,8 +292,9 @@ int store_create_volume(struct store *s, const char *name, uint64_t size,
 		int dfd = openat(s->voldir, tmp, O_DIRECTORY | O_RDONLY);
 
 		if (dfd >= 0) {
-			unlinkat(dfd, "data", 0);
-			unlinkat(dfd, "meta", 0);
+			unlink_volume_files(dfd);
+			if (extra_name)
+				unlinkat(dfd, extra_name, 0);
 			close(dfd);
 		}
 		unlinkat(s->voldir, tmp, AT_REMOVEDIR);
@@ -437,8 +478,7 @@ int store_delete_volume(struct store *s, const char *name)
 		return -errno;
 	dfd = openat(s->voldir, tmp, O_DIRECTORY | O_RDONLY);
 	if (dfd >= 0) {
-		unlinkat(dfd, "data", 0);
-		unlinkat(dfd, "meta", 0);
+		unlink_volume_files(dfd);
 		close(dfd);
 	}
 	if (unlinkat(s->voldir, tmp, AT_REMOVEDIR) < 0)

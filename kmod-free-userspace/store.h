@@ -32,6 +32,19 @@ const char *store_path(const struct store *s);
 
 int store_create_volume(struct store *s, const char *name, uint64_t size,
 			char *err, size_t errlen);
+/* What a replica of a replicated volume shares with its peers: the
+ * volume's identity and its starting generations. */
+struct store_create_opts {
+	struct urbd_uuid uuid;        /* null: a fresh one */
+	struct store_generations gen;
+};
+/* store_create_volume with a given identity, and one more file written in
+ * the volume's directory before it appears (NULL: none). */
+int store_create_volume_ex(struct store *s, const char *name, uint64_t size,
+			   const struct store_create_opts *o, const char *extra_name,
+			   const char *extra_text, char *err, size_t errlen);
+/* "<store>/volumes/<name>" */
+int store_volume_dir(const struct store *s, const char *name, char *buf, size_t len);
 /* -EIO with the reason in err when the metadata is unusable */
 int store_open_volume(struct store *s, const char *name,
 		      struct store_volume **out, char *err, size_t errlen);

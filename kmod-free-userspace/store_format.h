@@ -14,12 +14,31 @@
  * describing a state that was durable) wins. The newer of two valid slots
  * (higher seq) is the current one.
  *
- * Sizing of the reserved areas: the bitmap grain defaults to 64 KiB, so a
- * 1 TiB volume needs 16 Mi bits = 2 MiB per peer; URBD_MAX_PEERS peer
- * slots cost 8 MiB there, and 16 KiB (4 x 4 KiB, rounded up) for the
- * 1 GiB demo volume. The
- * activity log keeps 64 KiB: 16 blocks of 4 KiB, room for ~8k extent
- * numbers (4 MiB extents => 32 GiB hot set). */
+ * Sizing of the reserved areas (formats: replication/repl_bitmap.h and
+ * replication/repl_al.h, described in replication/README.md).
+ *
+ * Dirty bitmap, per peer slot: 4 KiB blocks, each a 64-byte header (magic,
+ * version, slot, index, volume uuid, seq, CRC32C) + 4032 bytes of bits, so
+ * one block covers STORE_BM_BITS_PER_BLOCK = 32256 grains (~1.97 GiB at the
+ * default 64 KiB grain). A peer slot reserves the blocks its bits need,
+ * rounded up to a power of two: the slots stay put while the volume grows
+ * until its block count reaches that power of two (a 1 TiB volume needs 521
+ * blocks, reserves 1024, and can grow to ~2 TiB in place), and the reserve
+ * costs nothing until written (the file is sparse, and a block that reads
+ * back as zeroes is a valid, all-clear block). Growing past it changes
+ * bm_len_per_peer and so moves slots 1..N-1: whoever grows the volume must
+ * rewrite the peer bitmaps at their new places (replication/README.md,
+ * "Growing a volume").
+ *   1 GiB  volume: 16 Ki bits ->   1 block  ->  4 KiB per peer, 16 KiB total
+ *   1 TiB  volume: 16 Mi bits -> 521 blocks -> 4 MiB per peer (1024 blocks),
+ *                  16 MiB reserved for URBD_MAX_PEERS = 4, 8.1 MiB of it
+ *                  ever written
+ *   16 TiB volume: 256 Mi bits -> 8323 blocks -> 64 MiB per peer
+ *
+ * Activity log: 64 KiB = a ring of STORE_AL_BLOCKS = 16 blocks of 4 KiB;
+ * one transaction writes one block holding the whole active set, a 48-byte
+ * header + up to 1012 u32 extent numbers (4 MiB extents => up to ~4 GiB
+ * hot set; 256 extents = 1 GiB by default). */
 #ifndef URBD_STORE_FORMAT_H
 #define URBD_STORE_FORMAT_H
 
@@ -37,6 +56,10 @@
 #define STORE_BM_GRAIN_DEFAULT  (64 * 1024)
 #define URBD_MAX_PEERS          4
 #define STORE_BLOCK_SIZE        4096 /* volume sizes are multiples of this */
+#define STORE_MD_BLOCK_SIZE     4096 /* bitmap and activity-log blocks */
+#define STORE_BM_HDR_LEN        64   /* bitmap block header, then the bits */
+#define STORE_BM_BITS_PER_BLOCK ((STORE_MD_BLOCK_SIZE - STORE_BM_HDR_LEN) * 8)
+#define STORE_AL_BLOCKS         (STORE_AL_LEN / STORE_MD_BLOCK_SIZE)
 
 /* superblock flags */
 #define STORE_SB_F_CLEAN        (1u << 0) /* shut down cleanly */

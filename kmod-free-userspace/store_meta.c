@@ -18,17 +18,24 @@ const char *store_meta_err_name(enum store_meta_err e)
 	return "unknown";
 }
 
+/* Sizing rationale at the top of store_format.h: a peer slot holds the
+ * bitmap blocks the volume needs (repl_bitmap_bytes_per_peer()), rounded up
+ * to a power of two so that growing within the bucket moves nothing. */
 void store_meta_layout(struct store_meta *m)
 {
-	uint64_t bits;
+	uint64_t bits, blocks, reserve = 1;
 
 	if (!m->bm_grain)
 		m->bm_grain = STORE_BM_GRAIN_DEFAULT;
-	bits = (m->size + m->bm_grain - 1) / m->bm_grain;
+	bits = m->size / m->bm_grain + (m->size % m->bm_grain != 0);
+	blocks = bits / STORE_BM_BITS_PER_BLOCK +
+		 (bits % STORE_BM_BITS_PER_BLOCK != 0);
+	while (reserve < blocks)
+		reserve <<= 1;
 	m->al_offset = STORE_AL_OFFSET;
 	m->al_len = STORE_AL_LEN;
 	m->bm_offset = m->al_offset + m->al_len;
-	m->bm_len_per_peer = align_up((bits + 7) / 8, 4096);
+	m->bm_len_per_peer = blocks ? reserve * STORE_MD_BLOCK_SIZE : 0;
 }
 
 void store_meta_encode(const struct store_meta *m, uint8_t *buf)

@@ -14,6 +14,8 @@
 #include "log.h"
 #include "nbd/nbd_server.h"
 #include "reactor.h"
+#include "../replication/repl_config.h"
+#include "../replication/repl_volume.h"
 #include "store.h"
 #include "volmgr_internal.h"
 #include "volume.h"
@@ -24,6 +26,7 @@ struct vm_entry {
 	enum volume_state state;
 	char error[256];
 	struct volume *vol;  /* ONLINE only */
+	struct repl_vol *rv; /* replicated volumes only */
 };
 
 struct volmgr {
@@ -37,7 +40,52 @@ struct volmgr {
 	char nbd_listen[128];
 	char nbd_unix[256];
 	uint64_t started_ns;
+	/* Replicated volumes by uuid, for the replication listener. Its own
+	 * lock, never held across a reactor_call: the listener runs on a
+	 * reactor, and control calls hold `lock` while they wait for
+	 * reactors. */
+	pthread_mutex_t route_lock;
+	struct vm_route *routes;
 };
+
+struct vm_route {
+	struct vm_route *next;
+	uint8_t uuid[16];
+	struct repl_vol *rv;
+	struct reactor *r;
+};
+
+static void route_add(struct volmgr *m, const uint8_t uuid[16], struct repl_vol *rv,
+		      struct reactor *r)
+{
+	struct vm_route *x = calloc(1, sizeof(*x));
+
+	if (!x)
+		return; /* the volume then refuses peers: logged by the listener */
+	memcpy(x->uuid, uuid, 16);
+	x->rv = rv;
+	x->r = r;
+	pthread_mutex_lock(&m->route_lock);
+	x->next = m->routes;
+	m->routes = x;
+	pthread_mutex_unlock(&m->route_lock);
+}
+
+/* after this, no new adopt for rv is posted; earlier ones are queued on
+ * its reactor ahead of anything the caller posts next */
+static void route_del(struct volmgr *m, struct repl_vol *rv)
+{
+	pthread_mutex_lock(&m->route_lock);
+	for (struct vm_route **pp = &m->routes; *pp; pp = &(*pp)->next)
+		if ((*pp)->rv == rv) {
+			struct vm_route *x = *pp;
+
+			*pp = x->next;
+			free(x);
+			break;
+		}
+	pthread_mutex_unlock(&m->route_lock);
+}
 
 #define URBD_VERSION "0.1.0"
 
@@ -49,6 +97,7 @@ int volmgr_new(struct store *store, struct reactor **reactors, unsigned n,
 	if (!m)
 		return -ENOMEM;
 	pthread_mutex_init(&m->lock, NULL);
+	pthread_mutex_init(&m->route_lock, NULL);
 	m->store = store;
 	m->reactors = reactors;
 	m->nr_reactors = n;
@@ -84,6 +133,43 @@ static void unlink_entry(struct volmgr *m, struct vm_entry *e)
 			*pp = e->next;
 			return;
 		}
+}
+
+static int free_volume_on_reactor(void *arg)
+{
+	volume_free(arg);
+	return 0;
+}
+
+/* A volume with a replica set (its directory holds a "replication" file)
+ * gets the replication layer; without a shared secret it cannot talk to
+ * its peers, and is refused rather than served unreplicated. */
+static int attach_replication(struct volmgr *m, struct vm_entry *e, char *err,
+			      size_t errlen)
+{
+	struct repl_config rc;
+	char dir[512];
+	int ret;
+
+	if (store_volume_dir(m->store, e->name, dir, sizeof(dir)))
+		return 0;
+	ret = repl_config_load(dir, &rc, err, errlen);
+	if (ret == -ENOENT)
+		return 0;
+	if (ret)
+		return -EIO;
+	if (!m->cfg.repl_secret) {
+		snprintf(err, errlen, "volume %s is replicated but the daemon has no "
+			 "replication secret (--repl-secret)", e->name);
+		return -EINVAL;
+	}
+	e->rv = repl_vol_new(e->vol, &rc, m->cfg.repl_secret);
+	if (!e->rv) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	route_add(m, e->vol->sv->meta.uuid.b, e->rv, e->vol->r);
+	return 0;
 }
 
 /* opens a volume from the store and puts it online (lock held) */
@@ -127,6 +213,17 @@ static int bring_online(struct volmgr *m, const char *name, char *err,
 		free(e);
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
+	}
+	ret = attach_replication(m, e, err, errlen);
+	if (ret) {
+		e->state = VOLUME_FAILED;
+		snprintf(e->error, sizeof(e->error), "%s", err);
+		log_err("volmgr", "volume %s refused: %s", name, err);
+		reactor_call(r, free_volume_on_reactor, e->vol);
+		e->vol = NULL;
+		store_close_volume(sv);
+		insert_sorted(m, e);
+		return ret;
 	}
 	e->state = VOLUME_ONLINE;
 	insert_sorted(m, e);
@@ -231,9 +328,165 @@ out:
 	return ret;
 }
 
+int volmgr_create_replicated(struct volmgr *m, const char *name, uint64_t size,
+			     const struct urbd_uuid *uuid, const struct repl_config *rc,
+			     char *err, size_t errlen)
+{
+	struct store_create_opts o = { 0 };
+	char text[4096];
+	int ret;
+
+	if (!urbd_name_valid(name)) {
+		snprintf(err, errlen, "invalid volume name '%.64s'", name);
+		return -EINVAL;
+	}
+	ret = check_size(size, err, errlen);
+	if (!ret)
+		ret = repl_config_check(rc, err, errlen);
+	if (ret)
+		return ret;
+	if (!m->cfg.repl_secret) {
+		snprintf(err, errlen, "this daemon has no replication secret (--repl-secret): "
+			 "it cannot hold replicated volumes");
+		return -EINVAL;
+	}
+	if (uuid)
+		o.uuid = *uuid;
+	else if (urbd_uuid_generate(&o.uuid)) {
+		snprintf(err, errlen, "cannot generate a UUID");
+		return -EIO;
+	}
+	/* every member starts from the same generation, derived from the
+	 * uuid: a set created together is identical (all zeroes) */
+	memcpy(&o.gen.current, o.uuid.b, sizeof(o.gen.current));
+	o.gen.current |= 1;
+	ret = repl_config_format(rc, text, sizeof(text));
+	if (ret) {
+		snprintf(err, errlen, "replica set too large");
+		return ret;
+	}
+	pthread_mutex_lock(&m->lock);
+	if (find(m, name)) {
+		snprintf(err, errlen, "volume %s already exists", name);
+		ret = -EEXIST;
+		goto out;
+	}
+	ret = check_space(m, size, err, errlen);
+	if (!ret)
+		ret = store_create_volume_ex(m->store, name, size, &o, REPL_CONFIG_FILE, text,
+					     err, errlen);
+	if (!ret)
+		ret = bring_online(m, name, err, errlen);
+	if (!ret)
+		log_info("volmgr", "created volume %s (%llu bytes), member %u of %u",
+			 name, (unsigned long long)size, rc->local_id, repl_config_members(rc));
+out:
+	pthread_mutex_unlock(&m->lock);
+	return ret;
+}
+
+/* the entry of a replicated, online volume, or an error (lock held) */
+static struct vm_entry *find_replicated(struct volmgr *m, const char *name, int *ret,
+					char *err, size_t errlen)
+{
+	struct vm_entry *e = find(m, name);
+
+	*ret = 0;
+	if (!e) {
+		snprintf(err, errlen, "volume %s not found", name);
+		*ret = -ENOENT;
+	} else if (e->state != VOLUME_ONLINE) {
+		snprintf(err, errlen, "volume %s is not online: %s", name, e->error);
+		*ret = -EIO;
+	} else if (!e->rv) {
+		snprintf(err, errlen, "volume %s is not replicated: it is always primary "
+			 "here", name);
+		*ret = -EINVAL;
+	}
+	return *ret ? NULL : e;
+}
+
+int volmgr_promote(struct volmgr *m, const char *name, bool force, char *err, size_t errlen)
+{
+	struct vm_entry *e;
+	int ret;
+
+	pthread_mutex_lock(&m->lock);
+	e = find_replicated(m, name, &ret, err, errlen);
+	if (e)
+		ret = repl_vol_promote_sync(e->rv, force, err, errlen);
+	pthread_mutex_unlock(&m->lock);
+	return ret;
+}
+
+int volmgr_demote(struct volmgr *m, const char *name, char *err, size_t errlen)
+{
+	struct vm_entry *e;
+	int ret;
+
+	pthread_mutex_lock(&m->lock);
+	e = find_replicated(m, name, &ret, err, errlen);
+	if (e)
+		ret = repl_vol_demote_sync(e->rv, err, errlen);
+	pthread_mutex_unlock(&m->lock);
+	return ret;
+}
+
+struct adopt_arg {
+	struct repl_vol *rv;
+	int fd;
+	struct repl_features f;
+	struct repl_msg hello;
+	char addr[64];
+};
+
+static void adopt_on_reactor(void *arg)
+{
+	struct adopt_arg *a = arg;
+
+	repl_vol_adopt(a->rv, a->fd, &a->f, &a->hello, a->addr);
+	free(a);
+}
+
+int volmgr_repl_route(void *ctx, int fd, const struct repl_features *f,
+		      const struct repl_msg *hello, const char *peer_addr)
+{
+	struct volmgr *m = ctx;
+	struct adopt_arg *a;
+	int ret = -ENOENT;
+
+	pthread_mutex_lock(&m->route_lock);
+	for (struct vm_route *e = m->routes; e; e = e->next) {
+		if (memcmp(e->uuid, hello->u.hello.volume_uuid, 16))
+			continue;
+		a = calloc(1, sizeof(*a));
+		if (!a)
+			break;
+		a->rv = e->rv;
+		a->fd = fd;
+		a->f = *f;
+		a->hello = *hello;
+		snprintf(a->addr, sizeof(a->addr), "%s", peer_addr);
+		/* posted under the lock: a take-down of this volume queues its
+		 * stop behind this message */
+		if (reactor_post(e->r, adopt_on_reactor, a) == 0)
+			ret = 0;
+		else
+			free(a);
+		break;
+	}
+	pthread_mutex_unlock(&m->route_lock);
+	if (ret)
+		close(fd);
+	return ret;
+}
+
 static int disconnect_on_reactor(void *arg)
 {
-	return (int)nbd_volume_disconnect_all(arg);
+	unsigned n = nbd_volume_disconnect_all(arg); /* sets v->detaching */
+
+	volume_notify(arg, true, 0); /* frontend listeners (nvmf) */
+	return (int)n;
 }
 
 static int free_on_reactor(void *arg)
@@ -246,10 +499,15 @@ static int free_on_reactor(void *arg)
 
 /* Takes an online volume down: frontends closed, in-flight I/O drained,
  * volume freed on its reactor. Lock held; e already unlinked. */
-static void take_down(struct volume *v)
+static void take_down(struct volmgr *m, struct volume *v, struct repl_vol *rv)
 {
 	struct store_volume *sv = v->sv;
 	struct reactor *r = v->r;
+
+	if (rv) {
+		route_del(m, rv);
+		repl_vol_stop_sync(rv);
+	}
 
 	reactor_call(r, disconnect_on_reactor, v);
 	/* connections drop their references once their I/O has drained;
@@ -293,7 +551,7 @@ int volmgr_delete(struct volmgr *m, const char *name, bool force,
 	}
 	unlink_entry(m, e);
 	if (e->state == VOLUME_ONLINE)
-		take_down(e->vol);
+		take_down(m, e->vol, e->rv);
 	ret = store_delete_volume(m->store, name);
 	if (ret)
 		snprintf(err, errlen, "removing volume %s from the store: %s",
@@ -314,8 +572,10 @@ struct resize_arg {
 static int set_size_on_reactor(void *arg)
 {
 	struct resize_arg *a = arg;
+	uint64_t old = a->v->size;
 
 	a->v->size = a->size;
+	volume_notify(a->v, false, old); /* frontends tell their hosts */
 	return 0;
 }
 
@@ -335,6 +595,14 @@ int volmgr_resize(struct volmgr *m, const char *name, uint64_t new_size,
 		snprintf(err, errlen, e ? "volume %s is not online: %s" :
 			 "volume %s not found", name, e ? e->error : "");
 		ret = e ? -EIO : -ENOENT;
+		goto out;
+	}
+	if (e->rv) {
+		/* every member must grow together, and the peers check sizes:
+		 * that needs the membership work of issue 3 */
+		snprintf(err, errlen, "volume %s is replicated: resizing a replicated volume "
+			 "is not supported yet", name);
+		ret = -EINVAL;
 		goto out;
 	}
 	if (new_size < e->vol->sv->meta.size) {
@@ -385,6 +653,10 @@ static void fill_info(const struct vm_entry *e, struct volume_info *vi)
 	vi->bytes_written = e->vol->stats.bytes_written;
 	vi->flushes = e->vol->stats.flushes;
 	vi->errors = e->vol->stats.errors;
+	if (e->rv) {
+		vi->replicated = true;
+		repl_vol_status_sync(e->rv, &vi->repl);
+	}
 }
 
 int volmgr_get(struct volmgr *m, const char *name, struct volume_info *out,
@@ -494,7 +766,7 @@ void volmgr_shutdown(struct volmgr *m)
 
 		m->entries = e->next;
 		if (e->state == VOLUME_ONLINE)
-			take_down(e->vol);
+			take_down(m, e->vol, e->rv);
 		free(e);
 	}
 	pthread_mutex_unlock(&m->lock);
@@ -506,6 +778,7 @@ void volmgr_free(struct volmgr *m)
 		return;
 	volmgr_shutdown(m);
 	pthread_mutex_destroy(&m->lock);
+	pthread_mutex_destroy(&m->route_lock);
 	free(m);
 }
 
@@ -526,7 +799,8 @@ static struct volume *nbd_get(void *ctx, const char *name)
 		}
 	/* the default export "" is the volume, when there is just one */
 	e = name[0] ? find(m, name) : (online == 1 ? only : NULL);
-	if (e && e->state == VOLUME_ONLINE && !e->vol->detaching) {
+	if (e && e->state == VOLUME_ONLINE && !e->vol->detaching &&
+	    (!e->rv || repl_vol_is_primary(e->rv))) {
 		v = e->vol;
 		__atomic_add_fetch(&v->refs, 1, __ATOMIC_ACQ_REL);
 	}

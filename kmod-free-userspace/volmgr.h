@@ -19,6 +19,7 @@
 
 #include "uuid.h"
 #include "util.h"
+#include "../replication/repl_volume.h"
 
 struct volmgr;
 
@@ -40,6 +41,8 @@ struct volume_info {
 	uint64_t allocated;     /* bytes the data file occupies on the store */
 	/* counters since the daemon started */
 	uint64_t reads, writes, bytes_read, bytes_written, flushes, errors;
+	bool replicated;        /* has a replica set: `repl` is filled in */
+	struct repl_vol_status repl;
 };
 
 struct node_info {
@@ -64,6 +67,16 @@ struct export_info {
 
 int volmgr_create(struct volmgr *m, const char *name, uint64_t size,
 		  char *err, size_t errlen);
+/* One replica of a replicated volume: every member is created with the
+ * same uuid and replica set (rc, local_id differing). A set created
+ * together starts identical (all zeroes): no initial sync.
+ * uuid NULL: a fresh one (the first member; the others get its uuid). */
+int volmgr_create_replicated(struct volmgr *m, const char *name, uint64_t size,
+			     const struct urbd_uuid *uuid, const struct repl_config *rc,
+			     char *err, size_t errlen);
+/* role changes (replicated volumes; -EINVAL for the others) */
+int volmgr_promote(struct volmgr *m, const char *name, bool force, char *err, size_t errlen);
+int volmgr_demote(struct volmgr *m, const char *name, char *err, size_t errlen);
 /* force: disconnect frontend clients first instead of failing with -EBUSY */
 int volmgr_delete(struct volmgr *m, const char *name, bool force,
 		  char *err, size_t errlen);

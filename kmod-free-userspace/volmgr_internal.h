@@ -14,6 +14,7 @@ struct volmgr_config {
 	const char *zone;
 	const char *nbd_listen;
 	const char *nbd_unix;
+	const struct repl_secret *repl_secret; /* NULL: replication off */
 };
 
 int volmgr_new(struct store *store, struct reactor **reactors, unsigned n,
@@ -32,5 +33,11 @@ void volmgr_shutdown(struct volmgr *m);
 void volmgr_free(struct volmgr *m);
 
 extern const struct nbd_export_ops volmgr_nbd_ops;
+
+/* the replication listener's router (repl_route_fn): ctx is the volmgr */
+struct repl_features;
+struct repl_msg;
+int volmgr_repl_route(void *ctx, int fd, const struct repl_features *f,
+		      const struct repl_msg *hello, const char *peer_addr);
 
 #endif

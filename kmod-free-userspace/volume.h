@@ -70,6 +70,20 @@ struct vol_backend {
 /* the bottom of every chain: the replica's data file */
 struct vol_backend *vol_local_new(struct reactor *r, struct store_volume *sv);
 
+/* ---- frontend listeners (begin) ----
+ * A frontend hears about its volume's life here, whatever the protocol:
+ * on_detach when the volume is going away (close your connections; may be
+ * called more than once), on_resize after v->size changed. Both are called
+ * on the volume's reactor, and listeners are added and removed only there.
+ * A callback may remove any listener, itself included. */
+struct vol_listener {
+	struct vol_listener *next, *prev;
+	void (*on_detach)(struct vol_listener *l, struct volume *v);
+	void (*on_resize)(struct vol_listener *l, struct volume *v, uint64_t old_size);
+	unsigned seen;            /* the volume's notify_seq last delivered */
+};
+/* ---- frontend listeners (end) ---- */
+
 struct vol_stats {
 	uint64_t reads, writes, bytes_read, bytes_written, flushes, errors;
 };
@@ -88,6 +102,8 @@ struct volume {
 	unsigned connections;     /* frontend connections bound to it */
 	void *frontends;          /* frontend bookkeeping (nbd connection list) */
 	bool detaching;           /* frontends are being disconnected */
+	struct vol_listener *listeners; /* frontend listeners, on r */
+	unsigned notify_seq;      /* bumped per notification */
 	int refs;                 /* frontend references (atomic; any thread) */
 };
 
@@ -99,5 +115,51 @@ int volume_check(const struct volume *v, uint64_t off, uint64_t len);
 void volume_submit(struct volume *v, struct vol_io *io);
 
 const char *vol_op_name(enum vol_op op);
+
+/* ---- frontend listeners (begin): all on the volume's reactor ---- */
+static inline void volume_listen(struct volume *v, struct vol_listener *l)
+{
+	l->prev = NULL;
+	l->next = v->listeners;
+	l->seen = v->notify_seq;
+	if (v->listeners)
+		v->listeners->prev = l;
+	v->listeners = l;
+}
+
+static inline void volume_unlisten(struct volume *v, struct vol_listener *l)
+{
+	if (l->prev)
+		l->prev->next = l->next;
+	else if (v->listeners == l)
+		v->listeners = l->next;
+	else
+		return; /* not listening */
+	if (l->next)
+		l->next->prev = l->prev;
+	l->next = l->prev = NULL;
+}
+
+/* Calls every listener once. A callback may unlink listeners (closing a
+ * connection can close others), so the walk restarts from the head after
+ * each call and skips those already told. */
+static inline void volume_notify(struct volume *v, bool detach, uint64_t old_size)
+{
+	unsigned seq = ++v->notify_seq;
+	struct vol_listener *l;
+
+again:
+	for (l = v->listeners; l; l = l->next) {
+		if (l->seen == seq)
+			continue;
+		l->seen = seq;
+		if (detach && l->on_detach)
+			l->on_detach(l, v);
+		else if (!detach && l->on_resize)
+			l->on_resize(l, v, old_size);
+		goto again;
+	}
+}
+/* ---- frontend listeners (end) ---- */
 
 #endif

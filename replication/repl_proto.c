@@ -193,6 +193,14 @@ static int validate(const struct repl_msg *m, const char **why)
 		if (zero(m->nonce, sizeof(m->nonce)))
 			BAD("all-zero auth nonce");
 		return 0;
+	case REPL_MSG_HELLO:
+		if (m->u.hello.from_id >= REPL_MAX_NODES || m->u.hello.to_id >= REPL_MAX_NODES)
+			BAD("member id out of range");
+		if (m->u.hello.from_id == m->u.hello.to_id)
+			BAD("hello from a member to itself");
+		if (zero(m->u.hello.volume_uuid, 16))
+			BAD("all-zero volume uuid");
+		return 0;
 	case REPL_MSG_STATE: {
 		const struct repl_state *s = &m->u.state;
 
@@ -314,6 +322,25 @@ static void e_challenge(const struct repl_msg *m, uint8_t *p)
 	be32_set(&w->alg, m->u.auth.alg);
 	be32_set(&w->node_id, m->u.auth.node_id);
 	memcpy(w->nonce, m->nonce, sizeof(w->nonce));
+}
+
+static int x_hello(const uint8_t *p, size_t len, struct repl_msg *m, const char **why)
+{
+	const struct repl_wire_hello *w = (const void *)p;
+
+	memcpy(m->u.hello.volume_uuid, w->volume_uuid, 16);
+	m->u.hello.from_id = be32_get(&w->from_id);
+	m->u.hello.to_id = be32_get(&w->to_id);
+	return 0;
+}
+
+static void e_hello(const struct repl_msg *m, uint8_t *p)
+{
+	struct repl_wire_hello *w = (void *)p;
+
+	memcpy(w->volume_uuid, m->u.hello.volume_uuid, 16);
+	be32_set(&w->from_id, m->u.hello.from_id);
+	be32_set(&w->to_id, m->u.hello.to_id);
 }
 
 static int x_response(const uint8_t *p, size_t len, struct repl_msg *m, const char **why)
@@ -514,6 +541,7 @@ static const struct msg_desc msg_table[REPL_MSG_TYPE_END] = {
 	D(REPL_MSG_AUTH_CHALLENGE, "AUTH_CHALLENGE", 40, 40, 40, x_challenge, e_challenge),
 	D(REPL_MSG_AUTH_RESPONSE, "AUTH_RESPONSE", 32, 32, 32, x_response, e_response),
 	D(REPL_MSG_AUTH_OK, "AUTH_OK", 0, 0, 0, x_none, e_none),
+	D(REPL_MSG_HELLO, "HELLO", 24, 24, 24, x_hello, e_hello),
 	D(REPL_MSG_STATE, "STATE", 72, 72, 72, x_state, e_state),
 	D(REPL_MSG_BITMAP, "BITMAP", 24 + 8, 24 + REPL_MAX_BITMAP, 24, x_bitmap, e_bitmap),
 	D(REPL_MSG_WRITE, "WRITE", 32 + REPL_SECTOR, 32 + REPL_MAX_DATA, 32, x_write, e_write),

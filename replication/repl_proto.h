@@ -95,7 +95,9 @@ enum repl_msg_type {
 	REPL_MSG_AUTH_CHALLENGE  = 0x0002, /* both: after FEATURES agree; our random nonce */
 	REPL_MSG_AUTH_RESPONSE   = 0x0003, /* both: HMAC over the peer's challenge */
 	REPL_MSG_AUTH_OK         = 0x0004, /* both: the peer's response verified */
-	/* 0x0005-0x000f reserved for the handshake (TLS upgrade, ...) */
+	REPL_MSG_HELLO           = 0x0005, /* connector: right after FEATURES; names the
+					    * volume and both ends so the acceptor can route */
+	/* 0x0006-0x000f reserved for the handshake (TLS upgrade, ...) */
 	/* -- state (0x0010-0x001f) -- */
 	REPL_MSG_STATE           = 0x0010, /* both: after AUTH_OK, and on every role/disk change */
 	REPL_MSG_BITMAP          = 0x0011, /* both: dirty-bitmap chunks before a resync */
@@ -169,6 +171,21 @@ struct repl_wire_auth_response {
 };
 _Static_assert(sizeof(struct repl_wire_auth_response) == 32, "auth response");
 /* AUTH_OK has an empty payload. */
+
+/* ---- HELLO ------------------------------------------------------------------
+ * One replication connection serves one volume between two members of its
+ * replica set. The connector sends HELLO after its FEATURES; the acceptor
+ * reads both (88 bytes, nothing else can be in flight yet) before it
+ * answers, finds the volume by uuid, and moves the connection to the
+ * volume's reactor. Member ids are the volume's replica-set slots; they
+ * are also the ids bound into the AUTH MACs. */
+#define REPL_MAX_NODES 8 /* member ids 0..7 */
+struct repl_wire_hello {
+	uint8_t volume_uuid[16];
+	struct be32 from_id;      /* the connector's member id */
+	struct be32 to_id;        /* the member id it means to reach */
+};
+_Static_assert(sizeof(struct repl_wire_hello) == 24, "hello");
 
 /* ---- STATE --------------------------------------------------------------- */
 enum repl_role {
@@ -362,6 +379,7 @@ struct repl_msg {
 	union {
 		struct repl_features features;
 		struct { uint32_t alg, node_id; } auth; /* AUTH_CHALLENGE */
+		struct { uint8_t volume_uuid[16]; uint32_t from_id, to_id; } hello;
 		struct repl_state state;
 		struct repl_bitmap bitmap;
 		struct repl_io io;

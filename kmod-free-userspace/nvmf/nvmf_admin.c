@@ -2,11 +2,15 @@
  * Base 1.4 section 5.15 / 5.14, NVMe-oF 1.1 section 5.3). Pure encoders. */
 #include "nvmf_ctrl.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "crc32c.h"
+#include "log.h"
 #include "util.h"
 
 /* ASCII fields are space padded, never NUL terminated */
@@ -51,10 +55,10 @@ void nvmf_identify_ctrl(const struct nvmf_ctrl *c, uint16_t maxcmd, uint8_t *b)
 	b[111] = c->discovery ? 2 : 1;             /* CNTRLTYPE: discovery / I/O */
 	put_le16(b + 256, 0);                      /* OACS: no optional admin commands */
 	b[258] = 3;                                /* ACL (0's based) */
-	b[259] = NVMF_AERL - 1;                    /* AERL (0's based) */
+	b[259] = NVMF_AERL - 1;                    /* AERL (0's based): AERs held */
 	b[260] = 1u << 1;                          /* FRMW: one slot, slot 1 read-only */
 	b[261] = 1u << 2;                          /* LPA: extended data for Get Log Page */
-	b[262] = 0;                                /* ELPE: one error log entry */
+	b[262] = NVMF_ELPE;                        /* ELPE: error log entries (0's based) */
 	put_le16(b + 320, NVMF_KAS_100MS);         /* KAS */
 	b[512] = 0x66;                             /* SQES: 64 bytes */
 	b[513] = 0x44;                             /* CQES: 16 bytes */
@@ -137,6 +141,8 @@ uint16_t nvmf_identify(const struct nvmf_ctrl *c, const struct nvmf_ns_info *ns,
 		nvmf_identify_active_ns(nsid, tmp);
 		break;
 	default:
+		log_rl(LOG_LVL_WARN, "nvmf", "controller %u (%s): Identify CNS 0x%02x "
+		       "(nsid %u) not supported", c->cntlid, c->subnqn, cns, nsid);
 		return NVMF_INVALID_FIELD | NVMF_DNR;
 	}
 	memcpy(buf, tmp, sizeof(tmp));
@@ -186,6 +192,8 @@ uint16_t nvmf_get_log_page(struct nvmf_ctrl *c, const struct nvmf_ns_info *ns,
 	const uint8_t *src = page;
 	uint32_t size;
 
+	_Static_assert(NVMF_ERR_ENTRIES * 64 <= sizeof(page), "error log fits the page");
+
 	if (lpo & 3)
 		return NVMF_INVALID_FIELD | NVMF_DNR;
 	switch (lid) {
@@ -196,7 +204,8 @@ uint16_t nvmf_get_log_page(struct nvmf_ctrl *c, const struct nvmf_ns_info *ns,
 		size = disc_len;
 		break;
 	case NVMF_LOG_ERROR:
-		size = 64; /* one entry, empty: errors go to the daemon's log */
+		nvmf_err_log(c, page);
+		size = NVMF_ERR_ENTRIES * 64;
 		break;
 	case NVMF_LOG_SMART:
 		if (c->discovery)
@@ -215,9 +224,7 @@ uint16_t nvmf_get_log_page(struct nvmf_ctrl *c, const struct nvmf_ns_info *ns,
 		if (c->discovery)
 			return NVMF_INVALID_LOG_PAGE | NVMF_DNR;
 		if (c->ns_changed)
-			put_le32(page, 1);
-		if (!rae)
-			c->ns_changed = false;
+			put_le32(page, 1); /* our one namespace */
 		size = 4096;
 		break;
 	default:
@@ -226,8 +233,39 @@ uint16_t nvmf_get_log_page(struct nvmf_ctrl *c, const struct nvmf_ns_info *ns,
 	memset(buf, 0, len);
 	if (lpo > size)
 		return NVMF_INVALID_FIELD | NVMF_DNR;
+	/* read without Retain Asynchronous Event: the page's events are
+	 * cleared and may be reported again */
+	if (lid == NVMF_LOG_CHANGED_NS && !rae)
+		c->ns_changed = false;
+	nvmf_aen_log_read(c, lid, rae);
 	memcpy(buf, src + lpo, MIN((uint64_t)len, size - lpo));
 	return 0;
+}
+
+bool nvmf_disc_port_is_wildcard(const struct nvmf_disc_port *port)
+{
+	return !strcmp(port->traddr, "0.0.0.0") || !strcmp(port->traddr, "::");
+}
+
+void nvmf_disc_port_local(const struct nvmf_disc_port *listen,
+			  const struct sockaddr *local, struct nvmf_disc_port *out)
+{
+	*out = *listen;
+	if (!nvmf_disc_port_is_wildcard(listen))
+		return;
+	if (local->sa_family == AF_INET) {
+		out->ipv6 = false;
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)local)->sin_addr,
+			  out->traddr, sizeof(out->traddr));
+	} else if (local->sa_family == AF_INET6) {
+		const struct in6_addr *a = &((const struct sockaddr_in6 *)local)->sin6_addr;
+
+		out->ipv6 = !IN6_IS_ADDR_V4MAPPED(a);
+		if (out->ipv6)
+			inet_ntop(AF_INET6, a, out->traddr, sizeof(out->traddr));
+		else
+			inet_ntop(AF_INET, a->s6_addr + 12, out->traddr, sizeof(out->traddr));
+	}
 }
 
 uint8_t *nvmf_disc_log_build(const struct nvmf_disc_port *port, char **names,

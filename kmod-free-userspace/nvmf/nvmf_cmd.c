@@ -65,6 +65,8 @@ void nvmf_cmd_complete(struct nvmf_cmd *cmd, uint16_t status, uint64_t result)
 		nvmf_cmd_free(cmd);
 		return;
 	}
+	if (status && (status & ~NVMF_DNR) != NVMF_ABORT_SQ_DELETION && q->ctrl)
+		nvmf_err_record(q->ctrl, q->qid, cmd->sqe, status);
 	if (status && (status & ~NVMF_DNR) != NVMF_ABORT_SQ_DELETION)
 		log_rl(LOG_LVL_WARN, "nvmf", "%s qid %u cid %u: %s%s%s: %s (0x%03x)",
 		       q->peer, q->qid, cmd->cid,
@@ -105,6 +107,23 @@ static void abort_aers(struct nvmf_ctrl *c)
 		struct nvmf_cmd *cmd = c->aer[--c->n_aer];
 
 		nvmf_cmd_complete(cmd, NVMF_ABORT_SQ_DELETION, 0);
+	}
+}
+
+/* Completes held AERs with the events that wait for one (oldest AER
+ * first). On the controller's reactor. */
+void nvmf_ctrl_post_aens(struct nvmf_ctrl *c)
+{
+	uint32_t dw0;
+
+	while (c->n_aer && c->admin && c->admin->state == NVMF_CONN_LIVE &&
+	       nvmf_aen_next(c, &dw0)) {
+		struct nvmf_cmd *cmd = c->aer[0];
+
+		memmove(c->aer, c->aer + 1, --c->n_aer * sizeof(c->aer[0]));
+		log_info("nvmf", "controller %u (%s): asynchronous event 0x%06x to host %s",
+			 c->cntlid, c->subnqn, dw0, c->hostnqn);
+		nvmf_cmd_complete(cmd, 0, dw0);
 	}
 }
 
@@ -337,8 +356,10 @@ static void prop_set(struct nvmf_conn *q, struct nvmf_cmd *cmd)
 	nvmf_cmd_complete(cmd, st, 0);
 	if (eff == NVMF_CC_DISABLED || eff == NVMF_CC_SHUTDOWN)
 		abort_aers(c);
-	if (eff == NVMF_CC_DISABLED)
+	if (eff == NVMF_CC_DISABLED) { /* a reset: events start afresh */
 		c->nr_ioq_set = false;
+		c->aen_pending = c->aen_masked = 0;
+	}
 	if (eff == NVMF_CC_SHUTDOWN) {
 		if (!c->vol) {
 			c->csts = (c->csts & ~(3u << NVMF_CSTS_SHST_SHIFT)) |
@@ -417,7 +438,7 @@ static void admin_exec(struct nvmf_conn *q, struct nvmf_cmd *cmd)
 		uint32_t disc_len = 0;
 
 		if (c->discovery && (get_le32(cmd->sqe + NVMF_SQE_CDW(10)) & 0xff) ==
-		    NVMF_LOG_DISCOVERY && !(disc = nvmf_server_disc_log(q->srv, &disc_len))) {
+		    NVMF_LOG_DISCOVERY && !(disc = nvmf_server_disc_log(q->srv, q->fd, &disc_len))) {
 			st = NVMF_INTERNAL;
 			break;
 		}
@@ -446,6 +467,7 @@ static void admin_exec(struct nvmf_conn *q, struct nvmf_cmd *cmd)
 			break;
 		}
 		c->aer[c->n_aer++] = cmd; /* held until an event or shutdown */
+		nvmf_ctrl_post_aens(c);   /* an event may be waiting for it */
 		return;
 	default:
 		st = NVMF_INVALID_OPCODE | NVMF_DNR;

@@ -7,7 +7,9 @@
  *                         peer gone, timeout, KATO expiry, volume detached --'
  *
  * Receive: one recv in flight into a 128 KiB buffer, parsed by the nvmf_rx
- * machine, at most NVMF_PDU_BUDGET PDUs per turn. Output queues up and
+ * machine, at most NVMF_PDU_BUDGET PDUs per turn; the rest of a large
+ * payload is received straight into its command's buffer. A queue on a
+ * volume listens to it (detach closes, resize raises an event). Output queues up and
  * leaves in batches, one sendmsg in flight. Every callback holds the queue
  * so a close deep inside cannot free it under our feet. */
 #include "nvmf_conn.h"
@@ -70,8 +72,9 @@ void nvmf_conn_close(struct nvmf_conn *q, const char *why)
 {
 	if (q->state == NVMF_CONN_CLOSING)
 		return;
-	log_info("nvmf", "%s qid %u%s%s: closing: %s", q->peer, q->qid,
-		 q->vol ? " volume " : "", q->vol ? q->vol->name : "", why);
+	log_info("nvmf", "%s qid %u%s%s: closing: %s (%llu bytes in, %llu direct)",
+		 q->peer, q->qid, q->vol ? " volume " : "", q->vol ? q->vol->name : "",
+		 why, (unsigned long long)q->rx_bytes, (unsigned long long)q->rx_direct);
 	nvmf_conn_set_state(q, NVMF_CONN_CLOSING);
 	/* wakes the pending recv/send; the fd is closed once they are back */
 	shutdown(q->fd, SHUT_RDWR);
@@ -102,8 +105,10 @@ static void maybe_free(struct nvmf_conn *q)
 			nvmf_cmd_free(&q->slots[i]);
 	nvmf_conn_detach(q);
 	ops = nvmf_server_ops(q->srv, &ctx);
-	if (q->on_volume)
+	if (q->on_volume) {
+		volume_unlisten(q->vol, &q->listener);
 		q->vol->connections--;
+	}
 	if (q->vol)
 		ops->put(ctx, q->vol);
 	nvmf_server_track(q->srv, q, false);
@@ -303,6 +308,10 @@ static void on_pdu(struct nvmf_conn *q)
 	struct nvmf_cmd *cmd = q->rx_cmd;
 
 	q->rx_cmd = NULL;
+	/* capsules without data (new commands, reads) do not end a bulk stream */
+	if (q->rx.lay.data_len)
+		q->bulk = q->rx.ch.type == NVMF_PDU_H2C_DATA &&
+			  q->rx.lay.data_len >= NVMF_DIRECT_MIN;
 	switch (q->rx.ch.type) {
 	case NVMF_PDU_ICREQ:
 		on_icreq(q);
@@ -419,6 +428,16 @@ static void recv_done(struct reactor_op *op, int res)
 		nvmf_conn_close(q, res == 0 ? "host closed the connection" : strerror(-res));
 		goto out;
 	}
+	q->rx_bytes += (uint64_t)res;
+	if (q->recv_direct) {
+		q->recv_direct = false;
+		q->rx_direct += (uint64_t)res;
+		if (nvmf_rx_direct_done(&q->rx, (size_t)res) == NVMF_RX_PDU)
+			on_pdu(q);
+		nvmf_conn_input(q);
+		nvmf_conn_recv(q);
+		goto out;
+	}
 	q->rtail += (uint32_t)res;
 	if (q->state == NVMF_CONN_MOVING) {
 		nvmf_conn_handover(q); /* the bytes wait in rbuf */
@@ -428,6 +447,33 @@ static void recv_done(struct reactor_op *op, int res)
 	nvmf_conn_recv(q);
 out:
 	nvmf_conn_unhold(q);
+}
+
+/* rbuf is empty and a large payload is under way: the kernel copies the
+ * rest of it straight into the command's buffer (one copy, not two) */
+static bool recv_direct(struct nvmf_conn *q)
+{
+	uint32_t left;
+	uint8_t *dst = nvmf_rx_direct_dest(&q->rx, &left);
+
+	if (!dst || left < NVMF_DIRECT_MIN)
+		return false;
+	q->recv_direct = true;
+	reactor_recv(q->r, &q->recv_op, q->fd, dst, left);
+	return true;
+}
+
+/* In a stream of large H2CData the next PDU is most likely another, or a
+ * capsule without data: take one capsule's worth (an H2CData header and
+ * the first few payload bytes; hosts put the payload right after the
+ * header, we ask CPDA 0), so that the rest of a payload lands direct. */
+static uint32_t recv_len(const struct nvmf_conn *q)
+{
+	uint32_t room = NVMF_RBUF_SIZE - q->rtail;
+
+	if (q->bulk && q->rhead == q->rtail && q->rx.state == NVMF_RX_CH)
+		return MIN(room, NVMF_CMD_HLEN + (q->hdgst ? NVMF_DIGEST_LEN : 0u));
+	return room;
 }
 
 void nvmf_conn_recv(struct nvmf_conn *q)
@@ -445,11 +491,13 @@ void nvmf_conn_recv(struct nvmf_conn *q)
 		return; /* parsing is paused; resumed when slots free up */
 	q->recv_op.cb = recv_done;
 	q->recv_pending = true;
+	if (q->rhead == q->rtail && q->state == NVMF_CONN_LIVE && recv_direct(q))
+		return;
 	reactor_recv(q->r, &q->recv_op, q->fd, q->rbuf + q->rtail,
-		     NVMF_RBUF_SIZE - q->rtail);
+		     recv_len(q));
 }
 
-/* ---- timer: connect deadline, keep-alive, volume detach, shutdown ------ */
+/* ---- timer: connect deadline, keep-alive, shutdown ------------------- */
 
 static void tick_done(struct reactor_op *op, int res)
 {
@@ -472,8 +520,6 @@ static void tick_done(struct reactor_op *op, int res)
 		nvmf_conn_close(q, "no ICReq/Connect within 30 s");
 	else if (q->state == NVMF_CONN_TERMINATING && now - q->term_ns > 2 * NVMF_TICK_NS)
 		nvmf_conn_close(q, "host did not take the C2HTermReq");
-	else if (q->on_volume && q->vol->detaching)
-		nvmf_conn_close(q, "volume detached");
 	else if (c && c->admin == q && c->kato_ms &&
 		 now - c->last_ka_ns > (uint64_t)c->kato_ms * 1000000ULL + NVMF_TICK_NS)
 		nvmf_conn_close(q, "keep-alive timeout: controller torn down");
@@ -491,6 +537,35 @@ static void arm_tick(struct nvmf_conn *q)
 	reactor_timeout(q->r, &q->tick, NVMF_TICK_NS);
 }
 
+/* ---- the volume's notifications (on its reactor) ------------------------ */
+
+static void vol_detached(struct vol_listener *l, struct volume *v)
+{
+	struct nvmf_conn *q = container_of(l, struct nvmf_conn, listener);
+
+	nvmf_conn_hold(q);
+	nvmf_conn_close(q, "volume detached");
+	nvmf_conn_unhold(q);
+}
+
+/* The namespace changed size: every controller of the subsystem tells its
+ * host (Namespace Attribute Changed); Identify reads v->size afresh. */
+static void vol_resized(struct vol_listener *l, struct volume *v, uint64_t old_size)
+{
+	struct nvmf_conn *q = container_of(l, struct nvmf_conn, listener);
+	struct nvmf_ctrl *c = q->ctrl;
+
+	if (q->state != NVMF_CONN_LIVE || !c || c->admin != q)
+		return;
+	log_info("nvmf", "controller %u (%s): namespace 1 resized %llu -> %llu bytes",
+		 c->cntlid, c->subnqn, (unsigned long long)old_size,
+		 (unsigned long long)v->size);
+	nvmf_conn_hold(q);
+	nvmf_aen_raise(c, NVMF_AEN_NS_ATTR);
+	nvmf_ctrl_post_aens(c);
+	nvmf_conn_unhold(q);
+}
+
 /* ---- moving to the volume's reactor ----------------------------------- */
 
 static void adopt(void *arg)
@@ -501,6 +576,9 @@ static void adopt(void *arg)
 	q->r = v->r;
 	v->connections++;
 	q->on_volume = true;
+	q->listener.on_detach = vol_detached;
+	q->listener.on_resize = vol_resized;
+	volume_listen(v, &q->listener);
 	if (v->detaching) {
 		nvmf_conn_close(q, "volume is going away");
 	} else {

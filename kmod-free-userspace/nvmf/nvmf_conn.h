@@ -20,6 +20,9 @@
  * always proceeds) */
 #define NVMF_MAX_BUFFERED (32u << 20)
 #define NVMF_PDU_BUDGET  64      /* PDUs handled per turn before yielding */
+/* payload left in a PDU from which it is received straight into the
+ * command's buffer rather than copied out of rbuf */
+#define NVMF_DIRECT_MIN  (16u * 1024)
 #define NVMF_SEND_IOV    64
 #define NVMF_TICK_NS     (1000000000ULL)
 /* ICReq + Connect must arrive within this time */
@@ -105,6 +108,11 @@ struct nvmf_conn {
 	uint32_t rhead, rtail;
 	struct reactor_op recv_op;
 	bool recv_pending;
+	bool recv_direct;         /* the recv in flight fills rx's destination */
+	uint64_t rx_bytes, rx_direct; /* received; of which straight into commands */
+	bool bulk;                /* the last PDU with data was a large H2CData:
+				   * receive one header at a time, so payloads
+				   * can go direct */
 
 	struct nvmf_cmd *slots;
 	uint16_t free_slots[NVMF_SLOTS];
@@ -125,7 +133,8 @@ struct nvmf_conn {
 	uint8_t term_buf[NVMF_TERM_MAX_PLEN];
 	uint64_t term_ns;
 	struct vol_io shn_io;     /* admin queue: the flush behind CC.SHN */
-	bool on_volume;           /* counted in vol->connections */
+	bool on_volume;           /* counted in vol->connections, listening to it */
+	struct vol_listener listener; /* volume detach / resize */
 
 	struct reactor_timer tick;
 	bool tick_pending;
@@ -146,6 +155,7 @@ struct nvmf_cmd *nvmf_cmd_alloc(struct nvmf_conn *q);
 void nvmf_cmd_free(struct nvmf_cmd *cmd);
 void nvmf_cmd_kick_waiters(struct nvmf_conn *q);
 void nvmf_ctrl_teardown(struct nvmf_ctrl *c, const char *why);
+void nvmf_ctrl_post_aens(struct nvmf_ctrl *c);
 void nvmf_conn_detach(struct nvmf_conn *q);
 /* the move to the volume's reactor is done: finish Connect there */
 void nvmf_cmd_connect_adopted(struct nvmf_conn *q);
@@ -168,7 +178,9 @@ void nvmf_conn_recv(struct nvmf_conn *q);
 void nvmf_server_track(struct nvmf_server *s, struct nvmf_conn *q, bool add);
 const struct nbd_export_ops *nvmf_server_ops(struct nvmf_server *s, void **ctx);
 bool nvmf_server_stopping(const struct nvmf_server *s);
-/* the discovery log for this listener; malloc'ed */
-uint8_t *nvmf_server_disc_log(struct nvmf_server *s, uint32_t *len);
+/* the discovery log for this listener as seen by the host on fd (TRADDR:
+ * the connection's local address when the listener is a wildcard);
+ * malloc'ed */
+uint8_t *nvmf_server_disc_log(struct nvmf_server *s, int fd, uint32_t *len);
 
 #endif

@@ -134,6 +134,107 @@ uint16_t nvmf_set_features(struct nvmf_ctrl *c, const uint8_t *sqe, uint64_t *re
 	return NVMF_INVALID_FIELD | NVMF_DNR;
 }
 
+/* ---- asynchronous events --------------------------------------------- */
+
+/* what each event reports and which AEC bit enables it */
+static const struct {
+	uint8_t type, info, lid;
+	uint32_t aec_bit;
+} aen_def[NVMF_AEN_COUNT] = {
+	[NVMF_AEN_NS_ATTR] = { 2, 0x00, NVMF_LOG_CHANGED_NS, 1u << 8 },
+};
+
+void nvmf_aen_raise(struct nvmf_ctrl *c, enum nvmf_aen ev)
+{
+	if (ev == NVMF_AEN_NS_ATTR)
+		c->ns_changed = true;
+	/* a masked event is still in its log page: the host sees this change
+	 * when it reads it; no second notice (Base 1.4 section 5.2) */
+	if (!(c->aec & aen_def[ev].aec_bit) || (c->aen_masked & (1u << ev)))
+		return;
+	c->aen_pending |= 1u << ev;
+}
+
+bool nvmf_aen_next(struct nvmf_ctrl *c, uint32_t *dw0)
+{
+	for (unsigned ev = 0; ev < NVMF_AEN_COUNT; ev++) {
+		if (!(c->aen_pending & (1u << ev)))
+			continue;
+		c->aen_pending &= ~(1u << ev);
+		c->aen_masked |= 1u << ev;
+		*dw0 = aen_def[ev].type | (uint32_t)aen_def[ev].info << 8 |
+		       (uint32_t)aen_def[ev].lid << 16;
+		return true;
+	}
+	return false;
+}
+
+void nvmf_aen_log_read(struct nvmf_ctrl *c, uint8_t lid, bool rae)
+{
+	if (rae) /* Retain Asynchronous Event: the mask stays */
+		return;
+	for (unsigned ev = 0; ev < NVMF_AEN_COUNT; ev++)
+		if (aen_def[ev].lid == lid)
+			c->aen_masked &= ~(1u << ev);
+}
+
+/* ---- error log ------------------------------------------------------- */
+
+/* The byte of the command a status points at (bits 7:0; the bit is 0),
+ * 0xffff when it is not one field. */
+static uint16_t err_location(uint16_t status)
+{
+	switch (status & ~NVMF_DNR) {
+	case NVMF_INVALID_OPCODE: return 0;
+	case NVMF_INVALID_NS: return 4;
+	case NVMF_SGL_INVALID_OFFSET: return NVMF_SQE_SGL_ADDR_OFF;
+	case NVMF_SGL_INVALID_DATA_LEN: return NVMF_SQE_SGL_LEN_OFF;
+	case NVMF_SGL_INVALID_TYPE: return NVMF_SQE_SGL_ID_OFF;
+	case NVMF_LBA_RANGE: return NVMF_SQE_CDW(10); /* SLBA */
+	case NVMF_INVALID_LOG_PAGE: return NVMF_SQE_CDW(10); /* LID */
+	default: return 0xffff;
+	}
+}
+
+void nvmf_err_record(struct nvmf_ctrl *c, uint16_t qid, const uint8_t *sqe,
+		     uint16_t status)
+{
+	struct nvmf_err_entry *e = &c->errs[c->err_count % NVMF_ERR_ENTRIES];
+	uint8_t opc = sqe[0];
+
+	memset(e, 0, sizeof(*e));
+	e->count = ++c->err_count;
+	e->sqid = qid;
+	e->cid = get_le16(sqe + 2);
+	e->status = status;
+	e->ploc = err_location(status);
+	if (opc != NVMF_OPC_FABRICS)
+		e->nsid = get_le32(sqe + 4);
+	/* the commands whose CDW10/11 is a starting LBA */
+	if (qid && (opc == NVMF_IO_READ || opc == NVMF_IO_WRITE ||
+		    opc == NVMF_IO_WRITE_ZEROES))
+		e->lba = get_le64(sqe + NVMF_SQE_CDW(10));
+}
+
+void nvmf_err_log(const struct nvmf_ctrl *c, uint8_t *buf)
+{
+	uint64_t n = MIN(c->err_count, (uint64_t)NVMF_ERR_ENTRIES);
+
+	for (uint64_t i = 0; i < n; i++) {
+		const struct nvmf_err_entry *e =
+			&c->errs[(c->err_count - 1 - i) % NVMF_ERR_ENTRIES];
+		uint8_t *b = buf + i * 64;
+
+		put_le64(b + 0, e->count);
+		put_le16(b + 8, e->sqid);
+		put_le16(b + 10, e->cid);
+		put_le16(b + 12, nvmf_cqe_status_field(e->status)); /* phase tag 0 */
+		put_le16(b + 14, e->ploc);
+		put_le64(b + 16, e->lba);
+		put_le32(b + 24, e->nsid);
+	}
+}
+
 /* ---- registry ---------------------------------------------------------- */
 
 static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;

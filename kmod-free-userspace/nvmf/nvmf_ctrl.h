@@ -28,6 +28,8 @@ struct nvmf_cmd;
 #define NVMF_MDTS_SHIFT    8            /* 2^8 x 4 KiB = 1 MiB per command */
 #define NVMF_MAX_XFER      (4096u << NVMF_MDTS_SHIFT)
 #define NVMF_AERL          4            /* AERs held per controller */
+#define NVMF_ELPE          63           /* Error Information log: 64 entries (0's based) */
+#define NVMF_ERR_ENTRIES   (NVMF_ELPE + 1)
 #define NVMF_KAS_100MS     10           /* keep-alive granularity: 1 s */
 #define NVMF_MAX_CNTLID    0xffef
 #define NVMF_FW_REV        "0.1.0"
@@ -40,6 +42,24 @@ struct nvmf_ns_info {
 	uint32_t lba_shift;       /* 9 or 12 */
 	uint8_t uuid[16];         /* the volume's UUID: NGUID, UUID, serial */
 	uint64_t bytes_read, bytes_written, reads, writes; /* SMART */
+};
+
+/* Asynchronous events this target sends (NVMe Base 1.4 section 5.2). Each
+ * is one bit in aen_pending / aen_masked. */
+enum nvmf_aen {
+	NVMF_AEN_NS_ATTR,            /* Notice 2h/00h: Namespace Attribute Changed,
+				      * log page 04h, enabled by AEC bit 8 */
+	NVMF_AEN_COUNT,
+};
+
+/* One Error Information log entry (log page 01h), host byte order. */
+struct nvmf_err_entry {
+	uint64_t count;              /* 0: entry unused */
+	uint16_t sqid, cid;
+	uint16_t status;             /* NVMF_ST() | NVMF_DNR form */
+	uint16_t ploc;               /* parameter error location, 0xffff: none */
+	uint64_t lba;
+	uint32_t nsid;
 };
 
 struct nvmf_ctrl {
@@ -57,6 +77,11 @@ struct nvmf_ctrl {
 	uint16_t nr_ioq;             /* I/O queues granted (1-based) */
 	bool nr_ioq_set;             /* Number of Queues may be set only once */
 	bool ns_changed;             /* Changed Namespace List has an entry */
+	/* events waiting for an AER; events reported and masked until the
+	 * host reads their log page without RAE (one bit per nvmf_aen) */
+	uint32_t aen_pending, aen_masked;
+	uint64_t err_count;          /* errors recorded; the newest entry is */
+	struct nvmf_err_entry errs[NVMF_ERR_ENTRIES]; /* errs[(err_count-1) % N] */
 	struct nvmf_conn *admin;
 	struct nvmf_conn *ioq[NVMF_MAX_IOQ + 1]; /* [1..nr_ioq] */
 	struct nvmf_cmd *aer[NVMF_AERL];
@@ -105,8 +130,33 @@ struct nvmf_disc_port {
 	char traddr[64];
 	char trsvcid[16];
 };
+struct sockaddr;
+bool nvmf_disc_port_is_wildcard(const struct nvmf_disc_port *port);
+/* *out = the listener's port; when it is bound to 0.0.0.0 or ::, TRADDR
+ * (and ADRFAM) come from local, the connection's own address (an
+ * IPv4-mapped IPv6 address is reported as IPv4). */
+void nvmf_disc_port_local(const struct nvmf_disc_port *listen,
+			  const struct sockaddr *local, struct nvmf_disc_port *out);
 uint8_t *nvmf_disc_log_build(const struct nvmf_disc_port *port, char **names,
 			     size_t n, uint32_t *len);
+
+/* ---- asynchronous events and the error log (pure) ---- */
+/* An event happened (its log page is updated first). Not reported when the
+ * host disabled it in Async Event Configuration or the same event awaits
+ * its log page read; otherwise pending until an AER takes it. */
+void nvmf_aen_raise(struct nvmf_ctrl *c, enum nvmf_aen ev);
+/* The next pending, unmasked event for an AER: true with the completion's
+ * dword 0 (type 2:0, info 15:8, log page 23:16); the event is masked. */
+bool nvmf_aen_next(struct nvmf_ctrl *c, uint32_t *dw0);
+/* Get Log Page lid was read: without RAE, events reported through that
+ * page are unmasked. */
+void nvmf_aen_log_read(struct nvmf_ctrl *c, uint8_t lid, bool rae);
+/* Records a command completed with an error status (qid: its queue). */
+void nvmf_err_record(struct nvmf_ctrl *c, uint16_t qid, const uint8_t *sqe,
+		     uint16_t status);
+/* Error Information log: NVMF_ERR_ENTRIES entries of 64 bytes, newest
+ * first, into buf (zeroed by the caller) */
+void nvmf_err_log(const struct nvmf_ctrl *c, uint8_t *buf);
 
 /* ---- the cntlid registry (any thread) ---- */
 /* assigns c->cntlid; 0 or -ENOSPC */

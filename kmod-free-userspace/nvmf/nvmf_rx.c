@@ -71,6 +71,36 @@ uint32_t nvmf_rx_data_left(const struct nvmf_rx *rx)
 	return rx->state == NVMF_RX_DATA ? rx->lay.data_len - rx->got : 0;
 }
 
+uint8_t *nvmf_rx_direct_dest(const struct nvmf_rx *rx, uint32_t *len)
+{
+	if (rx->state != NVMF_RX_DATA || !rx->dest || rx->got >= rx->lay.data_len)
+		return NULL;
+	*len = rx->lay.data_len - rx->got;
+	return rx->dest + rx->got;
+}
+
+/* the payload is complete: on to the digest, or the PDU is done */
+static enum nvmf_rx_event data_done(struct nvmf_rx *rx)
+{
+	if (rx->lay.ddgst) {
+		set_state(rx, NVMF_RX_DDGST);
+		return NVMF_RX_MORE;
+	}
+	set_state(rx, NVMF_RX_CH);
+	rx->pdus++;
+	return NVMF_RX_PDU;
+}
+
+enum nvmf_rx_event nvmf_rx_direct_done(struct nvmf_rx *rx, size_t n)
+{
+	assert(rx->state == NVMF_RX_DATA && rx->dest &&
+	       n <= (size_t)(rx->lay.data_len - rx->got));
+	if (rx->lay.ddgst)
+		rx->crc = crc32c(rx->crc, rx->dest + rx->got, n);
+	rx->got += (uint32_t)n;
+	return rx->got < rx->lay.data_len ? NVMF_RX_MORE : data_done(rx);
+}
+
 /* copies up to `want - rx->got` bytes into dst (or skips them) */
 static size_t take(struct nvmf_rx *rx, uint8_t *dst, uint32_t want,
 		   const uint8_t *p, size_t n)
@@ -152,12 +182,8 @@ enum nvmf_rx_event nvmf_rx_feed(struct nvmf_rx *rx, const uint8_t *p, size_t n,
 			i += take(rx, rx->dest, rx->lay.data_len, p + i, n - i);
 			if (rx->got < rx->lay.data_len)
 				goto out;
-			if (rx->lay.ddgst) {
-				set_state(rx, NVMF_RX_DDGST);
-				break;
-			}
-			set_state(rx, NVMF_RX_CH);
-			rx->pdus++;
+			if (data_done(rx) == NVMF_RX_MORE)
+				break; /* the data digest */
 			ev = NVMF_RX_PDU;
 			goto out;
 		}

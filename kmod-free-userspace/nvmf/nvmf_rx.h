@@ -62,6 +62,14 @@ void nvmf_rx_set_dest(struct nvmf_rx *rx, uint8_t *dest);
 void nvmf_rx_fail(struct nvmf_rx *rx, uint16_t fes, uint32_t fei, const char *why);
 /* bytes of payload still expected in DATA state (for direct receive) */
 uint32_t nvmf_rx_data_left(const struct nvmf_rx *rx);
+/* Direct receive: in DATA state with a destination, where the rest of the
+ * payload goes (*len bytes); NULL otherwise. The caller may receive into
+ * it straight from the socket instead of feeding the bytes, then reports
+ * them with nvmf_rx_direct_done (never more than *len). */
+uint8_t *nvmf_rx_direct_dest(const struct nvmf_rx *rx, uint32_t *len);
+/* n payload bytes landed at the direct destination: NVMF_RX_MORE, or
+ * NVMF_RX_PDU when they completed a PDU that has no data digest */
+enum nvmf_rx_event nvmf_rx_direct_done(struct nvmf_rx *rx, size_t n);
 const char *nvmf_rx_state_name(enum nvmf_rx_state s);
 
 #endif

@@ -64,15 +64,34 @@ void nvmf_server_track(struct nvmf_server *s, struct nvmf_conn *q, bool add)
 	pthread_mutex_unlock(&s->lock);
 }
 
-uint8_t *nvmf_server_disc_log(struct nvmf_server *s, uint32_t *len)
+/* The port as the host on fd sees it: a wildcard listener reports the
+ * connection's local address. */
+static void local_port(const struct nvmf_server *s, int fd, struct nvmf_disc_port *p)
 {
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+
+	*p = s->disc;
+	if (!nvmf_disc_port_is_wildcard(&s->disc))
+		return;
+	if (getsockname(fd, (struct sockaddr *)&ss, &sl) < 0) {
+		log_rl(LOG_LVL_WARN, "nvmf", "getsockname: %s", strerror(errno));
+		return;
+	}
+	nvmf_disc_port_local(&s->disc, (struct sockaddr *)&ss, p);
+}
+
+uint8_t *nvmf_server_disc_log(struct nvmf_server *s, int fd, uint32_t *len)
+{
+	struct nvmf_disc_port port;
 	char **names = NULL;
 	size_t n = 0;
 	uint8_t *log;
 
 	if (s->ops->list(s->ops_ctx, &names, &n) < 0)
 		return NULL;
-	log = nvmf_disc_log_build(&s->disc, names, n, len);
+	local_port(s, fd, &port);
+	log = nvmf_disc_log_build(&port, names, n, len);
 	for (size_t i = 0; i < n; i++)
 		free(names[i]);
 	free(names);

@@ -9,6 +9,7 @@ only.
     c = Host("127.0.0.1", 4420, hdgst=True, ddgst=True)
     cntlid = c.connect("nqn.2026-11.io.urbd:demo", qid=0)
 """
+import select
 import socket
 import struct
 import sys
@@ -52,6 +53,7 @@ class Host:
         self.hdgst, self.ddgst = hdgst, ddgst
         self.cid = 0
         self.maxh2c = 4096
+        self.done = {}  # cid -> (status, result): responses for other commands
         self.icreq()
 
     # ---- framing ----
@@ -135,6 +137,11 @@ class Host:
         return bytes(b)
 
     def wait_rsp(self, cid, r2t_data=None):
+        """Runs the command cid to its response; responses to other (held)
+        commands that arrive meanwhile are kept in self.done."""
+        if cid in self.done:
+            st, res = self.done.pop(cid)
+            return st, res, b""
         rd = b""
         while True:
             typ, flags, hdr, data = self.recv_pdu()
@@ -154,8 +161,33 @@ class Host:
                 continue
             assert typ == 5, "unexpected PDU type %d" % typ
             res, sqhd, sqid, rcid, st = struct.unpack_from("<QHHHH", hdr, 8)
-            assert rcid == cid, (rcid, cid)
+            if rcid != cid:
+                assert not rd, "data, then the response of another command"
+                self.done[rcid] = ((st >> 1) & 0x7FF, res)
+                continue
             return (st >> 1) & 0x7FF, res, rd
+
+    def submit(self, sqe):
+        """Sends a command without data and returns its cid (for commands
+        the target holds, such as Asynchronous Event Requests)."""
+        self.send_pdu(4, sqe)
+        return struct.unpack_from("<H", sqe, 2)[0]
+
+    def poll_rsp(self, cid, timeout):
+        """(status, result) of a submitted command, or None if no response
+        arrives within timeout seconds."""
+        while cid not in self.done:
+            r, _, _ = select.select([self.s], [], [], timeout)
+            if not r:
+                return None
+            typ, _, hdr, _ = self.recv_pdu()
+            assert typ == 5, "unexpected PDU type %d" % typ
+            res, _, _, rcid, st = struct.unpack_from("<QHHHH", hdr, 8)
+            self.done[rcid] = ((st >> 1) & 0x7FF, res)
+        return self.done.pop(cid)
+
+    def aer(self):
+        return self.submit(self.sqe(0x0C))
 
     def cmd(self, sqe, data=b"", incapsule=None, r2t=None):
         cid = struct.unpack_from("<H", sqe, 2)[0]
@@ -195,9 +227,10 @@ class Host:
         st, _, d = self.cmd(self.sqe(0x06, nsid, {10: cns}, ("transport", 4096)))
         return st, d
 
-    def get_log(self, lid, length, lpo=0):
+    def get_log(self, lid, length, lpo=0, rae=False):
         numd = length // 4 - 1
-        st, _, d = self.cmd(self.sqe(0x02, 0xFFFFFFFF, {10: lid | ((numd & 0xFFFF) << 16),
+        rae = (1 << 15) if rae else 0
+        st, _, d = self.cmd(self.sqe(0x02, 0xFFFFFFFF, {10: lid | rae | ((numd & 0xFFFF) << 16),
                                                          11: numd >> 16, 12: lpo,
                                                          13: lpo >> 32},
                                      ("transport", length)))

@@ -83,7 +83,6 @@ static void test_calls_reject_bad_args(void **state)
 	assert_int_equal(attach_nvme_find("not-an-nqn", dev, sizeof(dev)), -EINVAL);
 	assert_int_equal(attach_nvme_find(NULL, dev, sizeof(dev)), -EINVAL);
 	assert_int_equal(attach_nvme_disconnect(""), -EINVAL);
-	assert_int_equal(attach_nbd_connect("h", "1", "e", dev, sizeof(dev)), -ENOSYS);
 }
 
 static char *tmpdir(void)

@@ -22,6 +22,7 @@
 #include "urbd/v1/control.pb-c.h"
 #include "util.h"
 #include "volmgr.h"
+#include "../../replication/repl_config.h"
 
 /* ---- fake volume manager -------------------------------------------- */
 
@@ -204,6 +205,70 @@ int volmgr_exports(struct volmgr *m, struct export_info **out, size_t *n)
 	}
 	*n = fake.n;
 	return 0;
+}
+
+int volmgr_create_replicated(struct volmgr *m, const char *name, uint64_t size,
+			     const struct urbd_uuid *uuid, const struct repl_config *rc,
+			     char *err, size_t errlen)
+{
+	struct volume_info *v;
+	int ret = volmgr_create(m, name, size, err, errlen);
+
+	if (ret)
+		return ret;
+	v = find(name);
+	if (uuid)
+		v->uuid = *uuid;
+	v->replicated = true;
+	v->repl.local_id = rc->local_id;
+	snprintf(v->repl.role, sizeof(v->repl.role), "secondary");
+	snprintf(v->repl.disk, sizeof(v->repl.disk), "consistent");
+	snprintf(v->repl.ack, sizeof(v->repl.ack), "%s", repl_ack_policy_name(rc->ack));
+	snprintf(v->repl.on_no_quorum, sizeof(v->repl.on_no_quorum), "%s",
+		 repl_noquorum_name(rc->on_no_quorum));
+	v->repl.voters = repl_config_members(rc);
+	v->repl.visible = 1;
+	v->repl.gen_current = 0xabcdef;
+	for (unsigned i = 0; i < REPL_MAX_NODES; i++) {
+		struct repl_peer_status *ps;
+
+		if (!rc->members[i].present || i == rc->local_id)
+			continue;
+		ps = &v->repl.peers[v->repl.npeers++];
+		ps->id = i;
+		snprintf(ps->node, sizeof(ps->node), "%s", rc->members[i].node);
+		snprintf(ps->addr, sizeof(ps->addr), "%s", rc->members[i].addr);
+		ps->diskless = rc->members[i].diskless;
+		snprintf(ps->connection, sizeof(ps->connection), "standalone");
+	}
+	return 0;
+}
+
+static int set_role(const char *name, const char *role, char *err, size_t errlen)
+{
+	struct volume_info *v;
+	int ret = injected(err, errlen);
+
+	if (ret)
+		return ret;
+	v = find(name);
+	if (!v) {
+		snprintf(err, errlen, "no volume %s", name);
+		return -ENOENT;
+	}
+	snprintf(v->repl.role, sizeof(v->repl.role), "%s", role);
+	return 0;
+}
+
+int volmgr_promote(struct volmgr *m, const char *name, bool force, char *err, size_t errlen)
+{
+	fake.last_force = force;
+	return set_role(name, "primary", err, errlen);
+}
+
+int volmgr_demote(struct volmgr *m, const char *name, char *err, size_t errlen)
+{
+	return set_role(name, "secondary", err, errlen);
 }
 
 /* ---- harness -------------------------------------------------------- */
@@ -594,6 +659,91 @@ static int urbdctl(const char *fmt, ...)
 	return WEXITSTATUS(st);
 }
 
+static grpc_status_code create_rep(const char *uuid, const char *ack, uint32_t dup_id,
+				   Urbd__V1__CreateVolumeResponse **resp)
+{
+	Urbd__V1__CreateVolumeRequest req = URBD__V1__CREATE_VOLUME_REQUEST__INIT;
+	Urbd__V1__Replica r[3], *rp[3];
+	static const char *const nodes[] = { "na", "nb", "nc" };
+	static const char *const addrs[] = { "10.0.0.1:7788", "10.0.0.2:7788", "10.0.0.3:7788" };
+
+	for (uint32_t i = 0; i < 3; i++) {
+		urbd__v1__replica__init(&r[i]);
+		r[i].id = i == 2 ? dup_id : i;
+		r[i].node = (char *)nodes[i];
+		r[i].address = (char *)addrs[i];
+		r[i].diskless = i == 2;
+		rp[i] = &r[i];
+	}
+	req.name = (char *)"rv";
+	req.size_bytes = 1 << 20;
+	req.n_replicas = 3;
+	req.replicas = rp;
+	req.local_id = 1;
+	if (uuid)
+		req.uuid = (char *)uuid;
+	if (ack)
+		req.ack = (char *)ack;
+	return CALL("CreateVolume", &req, create_volume_response, resp);
+}
+
+/* replicated create: the replica set reaches volmgr, the response carries
+ * the replication status; bad policies, uuids and duplicate ids are
+ * INVALID_ARGUMENT before volmgr is called; promote/demote map refusals
+ * to FAILED_PRECONDITION with volmgr's reason */
+static void test_replication_calls(void **state)
+{
+	Urbd__V1__CreateVolumeResponse *resp = NULL;
+	Urbd__V1__PromoteVolumeRequest preq = URBD__V1__PROMOTE_VOLUME_REQUEST__INIT;
+	Urbd__V1__PromoteVolumeResponse *presp = NULL;
+	Urbd__V1__DemoteVolumeRequest dreq = URBD__V1__DEMOTE_VOLUME_REQUEST__INIT;
+	Urbd__V1__DemoteVolumeResponse *dresp = NULL;
+	const Urbd__V1__Replication *r;
+
+	assert_int_equal(create_rep(NULL, "sometimes", 2, &resp), GRPC_STATUS_INVALID_ARGUMENT);
+	assert_int_equal(create_rep("not-a-uuid", NULL, 2, &resp), GRPC_STATUS_INVALID_ARGUMENT);
+	assert_int_equal(create_rep(NULL, NULL, 0, &resp), GRPC_STATUS_INVALID_ARGUMENT);
+	assert_int_equal(create_rep(NULL, NULL, 9, &resp), GRPC_STATUS_INVALID_ARGUMENT);
+	assert_int_equal(fake.calls, 0);
+	assert_int_equal(create_rep("01234567-89ab-4cde-8f01-23456789abcd", "majority", 2, &resp),
+			 GRPC_STATUS_OK);
+	r = resp->volume->replication;
+	assert_non_null(r);
+	assert_string_equal(resp->volume->uuid, "01234567-89ab-4cde-8f01-23456789abcd");
+	assert_int_equal(r->local_id, 1);
+	assert_string_equal(r->role, "secondary");
+	assert_string_equal(r->ack, "majority");
+	assert_string_equal(r->generation, "0000000000abcdef");
+	assert_int_equal(r->voters, 3);
+	assert_int_equal(r->n_peers, 2);
+	assert_string_equal(r->peers[0]->node, "na");
+	assert_string_equal(r->peers[1]->address, "10.0.0.3:7788");
+	assert_true(r->peers[1]->diskless);
+	protobuf_c_message_free_unpacked(&resp->base, NULL);
+
+	preq.name = (char *)"rv";
+	preq.force = true;
+	assert_int_equal(CALL("PromoteVolume", &preq, promote_volume_response, &presp),
+			 GRPC_STATUS_OK);
+	assert_string_equal(presp->volume->replication->role, "primary");
+	assert_true(fake.last_force);
+	protobuf_c_message_free_unpacked(&presp->base, NULL);
+	presp = NULL;
+	fake.inject = -EAGAIN;
+	snprintf(fake.inject_msg, sizeof(fake.inject_msg), "volume rv: no quorum here");
+	assert_int_equal(CALL("PromoteVolume", &preq, promote_volume_response, &presp),
+			 GRPC_STATUS_FAILED_PRECONDITION);
+	assert_string_equal(err, "volume rv: no quorum here");
+	dreq.name = (char *)"nope";
+	assert_int_equal(CALL("DemoteVolume", &dreq, demote_volume_response, &dresp),
+			 GRPC_STATUS_NOT_FOUND);
+	dreq.name = (char *)"rv";
+	assert_int_equal(CALL("DemoteVolume", &dreq, demote_volume_response, &dresp),
+			 GRPC_STATUS_OK);
+	assert_string_equal(dresp->volume->replication->role, "secondary");
+	protobuf_c_message_free_unpacked(&dresp->base, NULL);
+}
+
 static void test_urbdctl(void **state)
 {
 	const char *bin = urbdctl_path();
@@ -676,6 +826,7 @@ int main(void)
 		cmocka_unit_test_setup(test_node_info_and_exports, reset),
 		cmocka_unit_test_setup(test_start_errors, reset),
 		cmocka_unit_test_setup(test_urbdctl, reset),
+		cmocka_unit_test_setup(test_replication_calls, reset),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

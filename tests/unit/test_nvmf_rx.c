@@ -293,6 +293,82 @@ static void test_data_digest_mismatch_not_fatal(void **state)
 	assert_false(rx.ddgst_bad);
 }
 
+/* Direct receive: part of an H2CData payload is fed from the buffer, the
+ * rest "lands" in the destination (as a recv into it would) and is
+ * reported with nvmf_rx_direct_done; with and without a data digest, then
+ * the stream goes on with the next PDU. */
+static void test_direct_receive(void **state)
+{
+	enum { LEN = 40000 };
+	uint8_t *p = malloc(LEN + 256), *data = malloc(LEN), *dest = malloc(LEN);
+	uint8_t psh[16] = { 0 }, sqe[64] = { 0 };
+	struct nvmf_rx rx;
+
+	for (unsigned i = 0; i < LEN; i++)
+		data[i] = (uint8_t)(i * 13 + 1);
+	put_le32(psh + 8, LEN); /* DATAL */
+	for (int dd = 0; dd < 2; dd++) {
+		struct nvmf_rx_limits lim = live;
+		uint32_t left = 0, hl = 24;
+		size_t used, n, fed;
+		uint8_t *dst;
+
+		lim.ddgst = dd;
+		memset(dest, 0, LEN);
+		n = mk_pdu(p, NVMF_PDU_H2C_DATA, 24, psh, data, LEN, false, dd, 0);
+		nvmf_rx_init(&rx, &lim);
+		assert_null(nvmf_rx_direct_dest(&rx, &left)); /* not in DATA */
+		assert_int_equal(nvmf_rx_feed(&rx, p, hl + 1000, &used), NVMF_RX_HEADER);
+		assert_int_equal(used, hl);
+		nvmf_rx_set_dest(&rx, dest);
+		assert_int_equal(nvmf_rx_feed(&rx, p + hl, 1000, &used), NVMF_RX_MORE);
+		fed = hl + used;
+		dst = nvmf_rx_direct_dest(&rx, &left);
+		assert_ptr_equal(dst, dest + 1000);
+		assert_int_equal(left, LEN - 1000);
+		assert_int_equal(nvmf_rx_data_left(&rx), LEN - 1000);
+		/* two short "recvs" straight into the destination */
+		memcpy(dst, p + fed, 5000);
+		assert_int_equal(nvmf_rx_direct_done(&rx, 5000), NVMF_RX_MORE);
+		dst = nvmf_rx_direct_dest(&rx, &left);
+		assert_ptr_equal(dst, dest + 6000);
+		memcpy(dst, p + fed + 5000, left);
+		assert_int_equal(nvmf_rx_direct_done(&rx, left), dd ? NVMF_RX_MORE : NVMF_RX_PDU);
+		fed += 5000 + left;
+		if (dd) { /* the digest comes through the buffer */
+			assert_null(nvmf_rx_direct_dest(&rx, &left));
+			assert_int_equal(nvmf_rx_feed(&rx, p + fed, n - fed, &used), NVMF_RX_PDU);
+			assert_false(rx.ddgst_bad);
+		}
+		assert_memory_equal(dest, data, LEN);
+		/* in step: the next PDU parses */
+		n = mk_pdu(p, NVMF_PDU_CMD, NVMF_CMD_HLEN, sqe, NULL, 0, false, false, 0);
+		assert_int_equal(run(&rx, p, n, 5, NULL, NULL), NVMF_RX_PDU);
+		assert_int_equal(rx.pdus, 2);
+	}
+	/* a payload corrupted on its direct way is caught by the digest */
+	{
+		struct nvmf_rx_limits lim = live;
+		uint32_t left;
+		size_t used, n;
+
+		lim.ddgst = true;
+		n = mk_pdu(p, NVMF_PDU_H2C_DATA, 24, psh, data, LEN, false, true, 0);
+		nvmf_rx_init(&rx, &lim);
+		assert_int_equal(nvmf_rx_feed(&rx, p, 24, &used), NVMF_RX_HEADER);
+		nvmf_rx_set_dest(&rx, dest);
+		assert_non_null(nvmf_rx_direct_dest(&rx, &left));
+		memcpy(dest, p + 24, LEN);
+		dest[LEN / 2] ^= 1;
+		assert_int_equal(nvmf_rx_direct_done(&rx, LEN), NVMF_RX_MORE);
+		assert_int_equal(nvmf_rx_feed(&rx, p + 24 + LEN, n - 24 - LEN, &used), NVMF_RX_PDU);
+		assert_true(rx.ddgst_bad);
+	}
+	free(p);
+	free(data);
+	free(dest);
+}
+
 static void test_fail_from_caller(void **state)
 {
 	uint8_t p[512], psh[16] = { 0 }, data[16] = { 0 };
@@ -357,6 +433,7 @@ int main(void)
 		cmocka_unit_test(test_digest_flags_must_match),
 		cmocka_unit_test(test_header_digest_mismatch),
 		cmocka_unit_test(test_data_digest_mismatch_not_fatal),
+		cmocka_unit_test(test_direct_receive),
 		cmocka_unit_test(test_fail_from_caller),
 		cmocka_unit_test(test_encoders),
 	};

@@ -126,10 +126,16 @@ static int sample(unsigned i, struct repl_msg *m)
 		m->u.error.reason = REPL_REASON_AUTH_FAILED;
 		memset(m->u.error.text, 'x', REPL_MAX_ERROR_TEXT);
 		return 0;
+	case 27:
+		m->type = REPL_MSG_HELLO;
+		memset(m->u.hello.volume_uuid, 0x42, 16);
+		m->u.hello.from_id = 0;
+		m->u.hello.to_id = 7;
+		return 0;
 	default: return -1;
 	}
 }
-#define NSAMPLES 27
+#define NSAMPLES 28
 
 static void assert_same_msg(const struct repl_msg *a, const struct repl_msg *b)
 {
@@ -225,7 +231,7 @@ static void test_hdr_errors(void **state)
 	hdr_expect(b, sizeof(b), -EBADMSG, "flags");
 	repl_hdr_encode(b, 0, 0);
 	hdr_expect(b, sizeof(b), -EBADMSG, "unknown message type");
-	repl_hdr_encode(b, 0x0005, 0); /* reserved gap */
+	repl_hdr_encode(b, 0x0006, 0); /* reserved gap */
 	hdr_expect(b, sizeof(b), -EBADMSG, "unknown message type");
 	repl_hdr_encode(b, 0xffff, 0);
 	hdr_expect(b, sizeof(b), -EBADMSG, "unknown message type");
@@ -306,6 +312,8 @@ static const struct bad_case bad_cases[] = {
 	{ 24, 9, 1, 0, "NUL" },
 	{ 24, 10, 1, 0x80, "printable" },
 	{ 25, 4, 4, 1, "reserved" },
+	{ 27, 16, 4, 8, "out of range" },                /* from_id 8 */
+	{ 27, 20, 4, 0, "to itself" },                   /* to_id == from_id */
 };
 
 static void put_width(uint8_t *p, unsigned width, uint64_t v)

@@ -487,8 +487,10 @@ static void test_layout_1tib(void **state)
 	struct store_meta m = { .size = 1ULL << 40 };
 
 	store_meta_layout(&m);
-	assert_int_equal(m.bm_len_per_peer, 2u << 20); /* 16 Mi bits */
-	assert_int_equal(URBD_MAX_PEERS * m.bm_len_per_peer, 8u << 20);
+	/* 16 Mi bits = 521 bitmap blocks of 32256 bits (repl_bitmap.h),
+	 * reserved as 1024 (next power of two: room to grow in place) */
+	assert_int_equal(m.bm_len_per_peer, 4u << 20);
+	assert_int_equal(URBD_MAX_PEERS * m.bm_len_per_peer, 16u << 20);
 }
 
 static void test_layout_keeps_grain(void **state)
@@ -497,7 +499,7 @@ static void test_layout_keeps_grain(void **state)
 
 	store_meta_layout(&m);
 	assert_int_equal(m.bm_grain, 1u << 20);
-	assert_int_equal(m.bm_len_per_peer, 128 * 1024); /* 1 Mi bits */
+	assert_int_equal(m.bm_len_per_peer, 256 * 1024); /* 1 Mi bits: 33 -> 64 blocks */
 }
 
 static void test_layout_small_sizes(void **state)
@@ -510,10 +512,17 @@ static void test_layout_small_sizes(void **state)
 	m.bm_grain = 0;
 	store_meta_layout(&m);
 	assert_int_equal(m.bm_len_per_peer, 0);
-	/* 64 GiB + one grain: one more bit, still one 4 KiB block... */
+	/* 64 GiB + one grain: 1 Mi + 1 bits, 33 blocks, reserved as 64 */
 	m.size = (64ULL << 30) + 65536;
 	store_meta_layout(&m);
-	assert_int_equal(m.bm_len_per_peer, 128 * 1024 + 4096);
+	assert_int_equal(m.bm_len_per_peer, 256 * 1024);
+	/* the most one block holds, and one bit more */
+	m.size = (uint64_t)STORE_BM_BITS_PER_BLOCK * 65536;
+	store_meta_layout(&m);
+	assert_int_equal(m.bm_len_per_peer, 4096);
+	m.size += 4096;
+	store_meta_layout(&m);
+	assert_int_equal(m.bm_len_per_peer, 8192);
 }
 
 static void test_layout_decodes(void **state)

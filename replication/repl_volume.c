@@ -1,0 +1,1296 @@
+/* The replication layer: write fan-out, acks, quorum, roles, generations,
+ * and the secondary's side of the protocol. Runs on the volume's reactor. */
+#include "repl_volume.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "iobuf.h"
+#include "log.h"
+#include "repl_conn.h"
+#include "store.h"
+#include "util.h"
+#include "volume.h"
+
+#define HASH_BUCKETS   1024
+#define TIMER_MS       200
+#define RECONNECT_MIN_MS 200
+#define RECONNECT_MAX_MS 2000
+#define SEC_PAUSE_AT   512  /* secondary: requests in flight before reading pauses */
+#define SEC_RESUME_AT  128
+
+struct repl_req {
+	struct vol_io sub;          /* the local part */
+	struct vol_io *parent;
+	struct repl_vol *rv;
+	uint64_t id;
+	uint32_t wait;              /* peers whose ack is due */
+	uint16_t frames[REPL_MAX_NODES]; /* per peer: acks still due (1 MiB frames) */
+	uint32_t acked;             /* peers that acked OK */
+	bool local_done, parent_done;
+	int local_res;
+	void *own_buf;              /* ack=majority: the data, kept for laggards */
+	struct repl_req *hnext;
+	struct repl_req *prev, *next;
+};
+
+struct repl_peer {
+	uint32_t id;
+	const struct repl_member *m;
+	struct repl_conn *conn;     /* handshaking or live; NULL: standalone */
+	bool live;                  /* conn passed the STATE exchange */
+	bool outdated;              /* misses writes: no WRITEs until it resyncs */
+	bool split_brain;
+	struct repl_state st;       /* its last STATE */
+	uint64_t next_connect_ns;
+	unsigned backoff_ms;
+	char why[200];
+	uint64_t pending;
+	unsigned sec_inflight;      /* we are its secondary: its requests in flight */
+	uint64_t bytes_out, bytes_in;
+};
+
+struct repl_vol {
+	struct vol_backend b;       /* b.next: the local store */
+	struct volume *v;
+	struct repl_config cfg;
+	const struct repl_secret *secret;
+	struct repl_peer peers[REPL_MAX_NODES];
+	enum repl_role role;
+	enum repl_disk_state disk;
+	int primary_flag;           /* atomic mirror of role for other threads */
+	uint64_t next_id;
+	struct repl_req *hash[HASH_BUCKETS];
+	struct repl_req *inflight;  /* list, for overlap checks */
+	struct vol_io *blocked, **blocked_tail;     /* waiting for an overlap */
+	struct vol_io *suspended, **suspended_tail; /* waiting for quorum */
+	struct reactor_timer timer;
+	bool timer_pending, stopping, had_quorum;
+	bool need_rotate;           /* a current member left while we were primary */
+	unsigned conns;             /* connections not yet freed */
+	uint64_t writes_replicated, nsuspended;
+	/* what the control plane reads: published by the reactor on every
+	 * change and every timer tick, so no control call ever waits for the
+	 * reactor while holding the volume manager's lock */
+	pthread_mutex_t status_lock;
+	struct repl_vol_status status;
+};
+
+static void publish(struct repl_vol *rv);
+static void fill_status(struct repl_vol *rv, struct repl_vol_status *st);
+
+static const struct repl_conn_ops conn_ops;
+
+/* ---- generations (pure) ---------------------------------------------------- */
+
+const char *repl_gen_cmp_name(enum repl_gen_cmp c)
+{
+	static const char *const n[] = {
+		[REPL_GEN_SAME] = "same", [REPL_GEN_LOCAL_NEWER] = "local-newer",
+		[REPL_GEN_PEER_NEWER] = "peer-newer", [REPL_GEN_SPLIT_BRAIN] = "split-brain",
+		[REPL_GEN_UNRELATED] = "unrelated",
+	};
+	return (unsigned)c < ARRAY_SIZE(n) ? n[c] : "?";
+}
+
+static bool in_past(const struct store_generations *g, uint64_t x)
+{
+	return x && (x == g->bitmap || x == g->history[0] || x == g->history[1]);
+}
+
+enum repl_gen_cmp repl_gen_compare(const struct store_generations *l,
+				   const struct store_generations *p)
+{
+	if (l->current == p->current)
+		return REPL_GEN_SAME;
+	if (in_past(l, p->current))
+		return REPL_GEN_LOCAL_NEWER;
+	if (in_past(p, l->current))
+		return REPL_GEN_PEER_NEWER;
+	/* neither current is in the other's past: did they ever share one? */
+	if (in_past(p, l->bitmap) || in_past(p, l->history[0]) || in_past(p, l->history[1]))
+		return REPL_GEN_SPLIT_BRAIN;
+	return REPL_GEN_UNRELATED;
+}
+
+void repl_gen_rotate(struct store_generations *g, uint64_t fresh)
+{
+	if (!g->bitmap) {
+		g->bitmap = g->current;
+	} else {
+		g->history[1] = g->history[0];
+		g->history[0] = g->current;
+	}
+	g->current = fresh;
+}
+
+/* ---- helpers ------------------------------------------------------------------ */
+
+static unsigned visible(const struct repl_vol *rv)
+{
+	unsigned n = 1;
+
+	for (unsigned i = 0; i < REPL_MAX_NODES; i++)
+		n += rv->peers[i].live;
+	return n;
+}
+
+static bool have_quorum(const struct repl_vol *rv)
+{
+	return visible(rv) >= repl_config_majority(&rv->cfg);
+}
+
+static const char *vname(const struct repl_vol *rv) { return rv->v->name; }
+
+static void set_role(struct repl_vol *rv, enum repl_role role)
+{
+	rv->role = role;
+	__atomic_store_n(&rv->primary_flag, role == REPL_ROLE_PRIMARY, __ATOMIC_RELEASE);
+}
+
+bool repl_vol_is_primary(const struct repl_vol *rv)
+{
+	return __atomic_load_n(&rv->primary_flag, __ATOMIC_ACQUIRE);
+}
+
+static void fill_state(void *ctx, struct repl_conn *c, struct repl_state *s)
+{
+	struct repl_vol *rv = ctx;
+	const struct store_meta *m = &rv->v->sv->meta;
+
+	memset(s, 0, sizeof(*s));
+	s->role = (uint8_t)rv->role;
+	s->disk_state = (uint8_t)rv->disk;
+	s->bm_grain = m->bm_grain ? m->bm_grain : STORE_BM_GRAIN_DEFAULT;
+	s->size = rv->v->size;
+	memcpy(s->volume_uuid, m->uuid.b, 16);
+	s->gen_current = m->gen.current;
+	s->gen_bitmap = m->gen.bitmap;
+	s->gen_history[0] = m->gen.history[0];
+	s->gen_history[1] = m->gen.history[1];
+	s->node_id = rv->cfg.local_id;
+}
+
+static void broadcast_state(struct repl_vol *rv)
+{
+	for (unsigned i = 0; i < REPL_MAX_NODES; i++) {
+		struct repl_peer *p = &rv->peers[i];
+		struct repl_msg m = { .type = REPL_MSG_STATE };
+
+		if (!p->live)
+			continue;
+		fill_state(rv, p->conn, &m.u.state);
+		repl_conn_send(p->conn, &m);
+	}
+}
+
+/* persists generations / disk state; blocking, rare (role and membership
+ * changes only), on the reactor: nothing is acknowledged until it is done */
+static int save_meta(struct repl_vol *rv, const struct store_generations *g,
+		     enum repl_disk_state persisted_disk)
+{
+	struct store_meta m = rv->v->sv->meta;
+	int ret;
+
+	m.gen = *g;
+	m.disk_state = persisted_disk;
+	ret = store_write_meta(rv->v->sv, &m);
+	if (ret)
+		log_err("repl", "%s: cannot persist generations: %s", vname(rv), strerror(-ret));
+	return ret;
+}
+
+static uint64_t fresh_gen(void)
+{
+	uint8_t n[REPL_NONCE_LEN];
+	uint64_t g = 0;
+
+	if (repl_auth_random_nonce(n) == 0)
+		memcpy(&g, n, sizeof(g));
+	if (!g)
+		g = now_ns();
+	return g | 1;
+}
+
+/* a new current generation: from now on, members that are not live miss
+ * writes, and the generations say so when they come back */
+static int rotate(struct repl_vol *rv, const char *why)
+{
+	struct store_generations g = rv->v->sv->meta.gen;
+	int ret;
+
+	repl_gen_rotate(&g, fresh_gen());
+	ret = save_meta(rv, &g, rv->v->sv->meta.disk_state);
+	if (ret)
+		return ret;
+	rv->need_rotate = false;
+	log_info("repl", "%s: new generation %016llx (%s)", vname(rv),
+		 (unsigned long long)g.current, why);
+	broadcast_state(rv);
+	return 0;
+}
+
+static void set_disk(struct repl_vol *rv, enum repl_disk_state ds, const char *why)
+{
+	if (rv->disk == ds)
+		return;
+	log_info("repl", "%s: disk %s -> %s (%s)", vname(rv), repl_disk_state_name(rv->disk),
+		 repl_disk_state_name(ds), why);
+	/* only "outdated" survives a restart: it must not be forgotten */
+	if ((ds == REPL_DISK_OUTDATED) != (rv->v->sv->meta.disk_state == REPL_DISK_OUTDATED))
+		save_meta(rv, &rv->v->sv->meta.gen,
+			  ds == REPL_DISK_OUTDATED ? REPL_DISK_OUTDATED : 0);
+	rv->disk = ds;
+	broadcast_state(rv);
+	publish(rv);
+}
+
+/* ---- deferred completion ---------------------------------------------------------- */
+
+struct late {
+	struct vol_io *io;
+	int res;
+};
+
+static void late_run(void *arg)
+{
+	struct late *l = arg;
+	struct vol_io *io = l->io;
+	int res = l->res;
+
+	free(l);
+	io->chain_done(io, res);
+}
+
+/* the chain contract: never complete from inside submit */
+static void complete_later(struct repl_vol *rv, struct vol_io *io, int res)
+{
+	struct late *l = malloc(sizeof(*l));
+
+	if (!l) {
+		io->chain_done(io, res); /* better than never */
+		return;
+	}
+	l->io = io;
+	l->res = res;
+	reactor_post(rv->b.r, late_run, l);
+}
+
+/* ---- primary: requests ------------------------------------------------------------ */
+
+static bool is_write_like(enum vol_op op)
+{
+	return op == VOL_WRITE || op == VOL_TRIM || op == VOL_WRITE_ZEROES;
+}
+
+static bool overlaps(uint64_t a, uint32_t al, uint64_t b, uint32_t bl)
+{
+	return a < b + bl && b < a + al;
+}
+
+static bool overlaps_inflight(struct repl_vol *rv, const struct vol_io *io)
+{
+	for (struct repl_req *q = rv->inflight; q; q = q->next)
+		if (is_write_like(q->sub.op) && overlaps(io->off, io->len, q->sub.off, q->sub.len))
+			return true;
+	return false;
+}
+
+static struct repl_req **hash_slot(struct repl_vol *rv, uint64_t id)
+{
+	return &rv->hash[id & (HASH_BUCKETS - 1)];
+}
+
+static struct repl_req *req_find(struct repl_vol *rv, uint64_t id)
+{
+	for (struct repl_req *q = *hash_slot(rv, id); q; q = q->hnext)
+		if (q->id == id)
+			return q;
+	return NULL;
+}
+
+static void start_req(struct repl_vol *rv, struct vol_io *io);
+static void submit(struct vol_backend *b, struct vol_io *io);
+
+static void pump_blocked(struct repl_vol *rv)
+{
+	struct vol_io **pp = &rv->blocked, *io;
+	struct vol_io *still = NULL, **still_tail = &still;
+
+	/* start what overlaps neither a request in flight nor an earlier
+	 * request still waiting: overlapping writes keep arrival order */
+	while ((io = *pp)) {
+		bool wait = overlaps_inflight(rv, io);
+
+		for (struct vol_io *w = still; !wait && w; w = w->next_deferred)
+			wait = overlaps(io->off, io->len, w->off, w->len);
+		*pp = io->next_deferred;
+		io->next_deferred = NULL;
+		if (wait) {
+			*still_tail = io;
+			still_tail = &io->next_deferred;
+		} else {
+			start_req(rv, io);
+		}
+	}
+	rv->blocked = still;
+	rv->blocked_tail = still ? still_tail : &rv->blocked;
+}
+
+static void req_free(struct repl_req *q)
+{
+	struct repl_vol *rv = q->rv;
+	struct repl_req **pp = hash_slot(rv, q->id);
+
+	while (*pp != q)
+		pp = &(*pp)->hnext;
+	*pp = q->hnext;
+	if (q->prev)
+		q->prev->next = q->next;
+	else
+		rv->inflight = q->next;
+	if (q->next)
+		q->next->prev = q->prev;
+	if (q->own_buf)
+		iobuf_put(q->own_buf, q->sub.len);
+	free(q);
+	if (rv->blocked)
+		pump_blocked(rv);
+}
+
+static void req_check(struct repl_req *q)
+{
+	struct repl_vol *rv = q->rv;
+
+	if (!q->parent_done && q->local_done) {
+		bool enough = q->wait == 0;
+
+		if (!enough && rv->cfg.ack == REPL_ACK_MAJORITY)
+			enough = (unsigned)__builtin_popcount(q->acked) + 1 >=
+				 repl_config_majority(&rv->cfg);
+		if (enough) {
+			int res = q->local_res;
+
+			/* never acknowledge what a majority may not have seen */
+			if (res == 0 && !have_quorum(rv)) {
+				log_rl(LOG_LVL_WARN, "repl", "%s: %s off=%llu failed: no quorum "
+				       "(%u of %u voters visible)", vname(rv), vol_op_name(q->sub.op),
+				       (unsigned long long)q->sub.off, visible(rv),
+				       repl_config_members(&rv->cfg));
+				res = -EIO;
+			}
+			/* The generations must say "a member misses writes" before the
+			 * first write it misses is acknowledged, and not earlier: a
+			 * primary that loses its last peers right after a first one
+			 * acknowledges nothing, and must stay comparable (behind, not
+			 * split) to whoever is promoted instead. */
+			if (res == 0 && rv->need_rotate && is_write_like(q->sub.op) &&
+			    rotate(rv, "writing without every member") < 0)
+				res = -EIO;
+			if (res == 0 && q->wait == 0 && q->acked)
+				rv->writes_replicated++;
+			q->parent_done = true;
+			q->parent->chain_done(q->parent, res);
+		}
+	}
+	if (q->parent_done && q->wait == 0)
+		req_free(q);
+}
+
+static void local_done(struct vol_io *sub, int res)
+{
+	struct repl_req *q = container_of(sub, struct repl_req, sub);
+
+	q->local_done = true;
+	q->local_res = res;
+	req_check(q);
+}
+
+static uint16_t msg_type_of(enum vol_op op)
+{
+	switch (op) {
+	case VOL_WRITE: return REPL_MSG_WRITE;
+	case VOL_FLUSH: return REPL_MSG_FLUSH;
+	case VOL_TRIM: return REPL_MSG_TRIM;
+	case VOL_WRITE_ZEROES: return REPL_MSG_WRITE_ZEROES;
+	default: return 0;
+	}
+}
+
+/* A WRITE larger than one frame goes as several, all with the request's
+ * id; each is acknowledged. Returns the frames queued, 0 on failure. */
+static uint16_t send_frames(struct repl_conn *c, const struct repl_msg *m)
+{
+	struct repl_msg part = *m;
+	uint32_t done = 0;
+	uint16_t n = 0;
+
+	if (m->type != REPL_MSG_WRITE)
+		return repl_conn_send(c, m) == 0;
+	while (done < m->u.io.length) {
+		uint32_t len = MIN(m->u.io.length - done, REPL_MAX_DATA);
+
+		part.u.io.offset = m->u.io.offset + done;
+		part.u.io.length = len;
+		part.data = m->data + done;
+		part.data_len = len;
+		if (repl_conn_send(c, &part))
+			return 0;
+		done += len;
+		n++;
+	}
+	return n;
+}
+
+static void start_req(struct repl_vol *rv, struct vol_io *io)
+{
+	struct repl_req *q = calloc(1, sizeof(*q));
+	struct repl_msg m = { 0 };
+	struct vol_backend *next = rv->b.next;
+
+	if (!q) {
+		io->chain_done(io, -ENOMEM);
+		return;
+	}
+	q->rv = rv;
+	q->parent = io;
+	q->id = ++rv->next_id;
+	q->sub.op = io->op;
+	q->sub.flags = io->flags;
+	q->sub.off = io->off;
+	q->sub.len = io->len;
+	q->sub.buf = io->buf;
+	q->sub.vol = io->vol;
+	q->sub.chain_done = local_done;
+	if (io->op == VOL_WRITE && rv->cfg.ack == REPL_ACK_MAJORITY) {
+		/* the client may get its completion before a laggard has the
+		 * data on the wire: keep our own copy until every peer is done */
+		q->own_buf = iobuf_get(io->len);
+		if (!q->own_buf) {
+			free(q);
+			io->chain_done(io, -ENOMEM);
+			return;
+		}
+		memcpy(q->own_buf, io->buf, io->len);
+	}
+	q->next = rv->inflight;
+	if (rv->inflight)
+		rv->inflight->prev = q;
+	rv->inflight = q;
+	q->hnext = *hash_slot(rv, q->id);
+	*hash_slot(rv, q->id) = q;
+
+	m.type = msg_type_of(io->op);
+	if (io->op == VOL_FLUSH) {
+		m.u.value = q->id;
+	} else {
+		m.u.io.id = q->id;
+		m.u.io.offset = io->off;
+		m.u.io.length = io->len;
+		m.u.io.flags = (io->flags & VOL_F_FUA) ? REPL_IO_F_FUA : 0;
+		if (io->op == VOL_WRITE_ZEROES && (io->flags & VOL_F_NO_HOLE))
+			m.u.io.flags |= REPL_IO_F_NO_HOLE;
+		if (io->op == VOL_WRITE) {
+			m.data = q->own_buf ? q->own_buf : io->buf;
+			m.data_len = io->len;
+		}
+	}
+	for (unsigned i = 0; i < REPL_MAX_NODES; i++) {
+		struct repl_peer *p = &rv->peers[i];
+
+		if (!p->live || p->outdated || p->m->diskless)
+			continue;
+		/* a live peer that cannot take the frames is on its way out:
+		 * the request waits for peer_lost, which records in the
+		 * generations that the peer misses it before it completes */
+		q->wait |= 1u << i;
+		p->pending++;
+		q->frames[i] = send_frames(p->conn, &m);
+		if (!q->frames[i])
+			repl_conn_close(p->conn, REPL_REASON_NONE, "cannot queue a %s",
+					repl_msg_name(m.type));
+	}
+	next->ops->submit(next, &q->sub);
+}
+
+static void submit(struct vol_backend *b, struct vol_io *io)
+{
+	struct repl_vol *rv = (struct repl_vol *)b;
+	struct vol_backend *next = b->next;
+
+	io->layer = b;
+	if (io->op == VOL_READ) {
+		/* the primary is up to date: reads are local */
+		next->ops->submit(next, io);
+		return;
+	}
+	if (rv->role != REPL_ROLE_PRIMARY) {
+		log_rl(LOG_LVL_WARN, "repl", "%s: %s refused: this replica is %s", vname(rv),
+		       vol_op_name(io->op), repl_role_name(rv->role));
+		complete_later(rv, io, -EROFS);
+		return;
+	}
+	if (!have_quorum(rv)) {
+		if (rv->cfg.on_no_quorum == REPL_NOQ_SUSPEND && !rv->stopping) {
+			io->next_deferred = NULL;
+			*rv->suspended_tail = io;
+			rv->suspended_tail = &io->next_deferred;
+			rv->nsuspended++;
+			return;
+		}
+		log_rl(LOG_LVL_WARN, "repl", "%s: %s failed: no quorum (%u of %u voters "
+		       "visible)", vname(rv), vol_op_name(io->op), visible(rv),
+		       repl_config_members(&rv->cfg));
+		complete_later(rv, io, -EIO);
+		return;
+	}
+	if (is_write_like(io->op) && (rv->blocked || overlaps_inflight(rv, io))) {
+		io->next_deferred = NULL;
+		*rv->blocked_tail = io;
+		rv->blocked_tail = &io->next_deferred;
+		pump_blocked(rv);
+		return;
+	}
+	start_req(rv, io);
+}
+
+static void resume_suspended(struct repl_vol *rv)
+{
+	struct vol_io *io = rv->suspended;
+
+	rv->suspended = NULL;
+	rv->suspended_tail = &rv->suspended;
+	while (io) {
+		struct vol_io *next = io->next_deferred;
+
+		if (rv->stopping)
+			io->chain_done(io, -EIO);
+		else
+			submit(&rv->b, io);
+		io = next;
+	}
+}
+
+/* ---- peer acks ------------------------------------------------------------------- */
+
+static int on_ack(struct repl_vol *rv, struct repl_peer *p, const struct repl_msg *m,
+		  char *why, size_t whylen)
+{
+	struct repl_req *q = req_find(rv, m->u.ack.id);
+	uint32_t bit = 1u << p->id;
+
+	if (!q || !(q->wait & bit)) {
+		snprintf(why, whylen, "%s for id %llu that was not sent to this peer",
+			 repl_msg_name(m->type), (unsigned long long)m->u.ack.id);
+		return -EBADMSG;
+	}
+	if (m->type != msg_type_of(q->sub.op) + 1) {
+		snprintf(why, whylen, "%s answers a %s", repl_msg_name(m->type),
+			 vol_op_name(q->sub.op));
+		return -EBADMSG;
+	}
+	if (!q->frames[p->id])
+		return 0; /* queuing failed half-way: peer_lost settles it */
+	if (m->u.ack.status == REPL_ST_OK) {
+		if (--q->frames[p->id])
+			return 0; /* more frames of this request to come */
+		q->wait &= ~bit;
+		p->pending--;
+		q->acked |= bit;
+	} else {
+		q->frames[p->id] = 0;
+		q->wait &= ~bit;
+		p->pending--;
+		log_warn("repl", "%s: peer %u (%s) failed %s off=%llu: %s; it needs a resync",
+			 vname(rv), p->id, p->m->node, vol_op_name(q->sub.op),
+			 (unsigned long long)q->sub.off, repl_status_name(m->u.ack.status));
+		p->outdated = true;
+		repl_conn_close(p->conn, REPL_REASON_IO_ERROR, "the peer's disk failed a write");
+	}
+	req_check(q);
+	return 0;
+}
+
+/* ---- secondary: apply the primary's requests --------------------------------------- */
+
+struct sec_io {
+	struct vol_io io;
+	struct repl_vol *rv;
+	struct repl_peer *p;
+	struct repl_conn *c;
+	uint64_t id;
+	uint16_t ack_type;
+	bool owns_buf;
+};
+
+static void sec_done(struct vol_io *io, int res)
+{
+	struct sec_io *s = container_of(io, struct sec_io, io);
+	struct repl_msg m = { .type = s->ack_type };
+
+	m.u.ack.id = s->id;
+	m.u.ack.status = repl_status_from_errno(res);
+	if (res < 0)
+		log_rl(LOG_LVL_WARN, "repl", "%s: applying %s off=%llu failed: %s",
+		       vname(s->rv), vol_op_name(io->op), (unsigned long long)io->off,
+		       strerror(-res));
+	if (s->c->state == REPL_CONN_LIVE)
+		repl_conn_send(s->c, &m);
+	if (s->owns_buf)
+		iobuf_put(io->buf, io->len);
+	if (s->p->conn == s->c && --s->p->sec_inflight == SEC_RESUME_AT)
+		repl_conn_resume(s->c);
+	repl_conn_put(s->c);
+	free(s);
+}
+
+static int apply(struct repl_vol *rv, struct repl_peer *p, struct repl_conn *c,
+		 const struct repl_msg *m, char *why, size_t whylen)
+{
+	struct sec_io *s;
+	struct vol_backend *local = rv->b.next;
+
+	if (p->st.role != REPL_ROLE_PRIMARY || rv->role == REPL_ROLE_PRIMARY) {
+		snprintf(why, whylen, "%s from a peer that is not the primary",
+			 repl_msg_name(m->type));
+		return -EBADMSG;
+	}
+	if (m->type != REPL_MSG_FLUSH &&
+	    (m->u.io.offset + m->u.io.length > rv->v->size)) {
+		snprintf(why, whylen, "%s off=%llu len=%u past the end (%llu)",
+			 repl_msg_name(m->type), (unsigned long long)m->u.io.offset,
+			 m->u.io.length, (unsigned long long)rv->v->size);
+		return -EBADMSG;
+	}
+	s = calloc(1, sizeof(*s));
+	if (!s) {
+		snprintf(why, whylen, "out of memory");
+		return -EBADMSG;
+	}
+	s->rv = rv;
+	s->p = p;
+	s->c = c;
+	s->ack_type = (uint16_t)(m->type + 1);
+	s->io.vol = rv->v;
+	s->io.chain_done = sec_done;
+	switch (m->type) {
+	case REPL_MSG_FLUSH:
+		s->id = m->u.value;
+		s->io.op = VOL_FLUSH;
+		break;
+	case REPL_MSG_WRITE:
+		s->io.op = VOL_WRITE;
+		s->io.buf = iobuf_get(m->u.io.length);
+		if (!s->io.buf) {
+			free(s);
+			snprintf(why, whylen, "out of buffer memory");
+			return -EBADMSG;
+		}
+		s->owns_buf = true;
+		memcpy(s->io.buf, m->data, m->u.io.length);
+		break;
+	case REPL_MSG_TRIM:
+		s->io.op = VOL_TRIM;
+		break;
+	default:
+		s->io.op = VOL_WRITE_ZEROES;
+		if (m->u.io.flags & REPL_IO_F_NO_HOLE)
+			s->io.flags |= VOL_F_NO_HOLE;
+		break;
+	}
+	if (m->type != REPL_MSG_FLUSH) {
+		s->id = m->u.io.id;
+		s->io.off = m->u.io.offset;
+		s->io.len = m->u.io.length;
+		if (m->u.io.flags & REPL_IO_F_FUA)
+			s->io.flags |= VOL_F_FUA;
+	}
+	repl_conn_get(c);
+	if (++p->sec_inflight == SEC_PAUSE_AT)
+		repl_conn_pause(c);
+	local->ops->submit(local, &s->io);
+	return 0;
+}
+
+/* ---- connections ------------------------------------------------------------------- */
+
+static struct repl_peer *peer_of(struct repl_vol *rv, struct repl_conn *c)
+{
+	struct repl_peer *p = &rv->peers[c->peer_id];
+
+	return p->conn == c ? p : NULL;
+}
+
+static bool live_primary_peer(const struct repl_vol *rv)
+{
+	for (unsigned i = 0; i < REPL_MAX_NODES; i++)
+		if (rv->peers[i].live && rv->peers[i].st.role == REPL_ROLE_PRIMARY)
+			return true;
+	return false;
+}
+
+static bool disk_usable(const struct repl_vol *rv)
+{
+	return rv->disk != REPL_DISK_OUTDATED && rv->disk != REPL_DISK_INCONSISTENT;
+}
+
+/* A peer's STATE: at the handshake (generations decide who is behind),
+ * or on a live link (role/disk changes, the primary's new generations). */
+static void peer_state_changed(struct repl_vol *rv, struct repl_peer *p,
+			       const struct repl_state *s, bool handshake)
+{
+	struct store_generations pg = { s->gen_current, s->gen_bitmap,
+					{ s->gen_history[0], s->gen_history[1] } };
+	enum repl_gen_cmp cmp = repl_gen_compare(&rv->v->sv->meta.gen, &pg);
+
+	p->st = *s;
+	if (s->disk_state == REPL_DISK_OUTDATED || s->disk_state == REPL_DISK_INCONSISTENT)
+		p->outdated = true;
+	if (cmp == REPL_GEN_SAME) {
+		if (s->role == REPL_ROLE_PRIMARY && disk_usable(rv))
+			set_disk(rv, REPL_DISK_UP_TO_DATE, "in sync with the primary");
+		return;
+	}
+	if (cmp == REPL_GEN_LOCAL_NEWER) {
+		/* at the handshake: it missed writes. On a live link its STATE
+		 * may simply predate ours: it says so itself if it is behind */
+		if (handshake)
+			p->outdated = true;
+		return;
+	}
+	if (cmp != REPL_GEN_PEER_NEWER)
+		return;
+	if (!handshake && s->role == REPL_ROLE_PRIMARY && disk_usable(rv) &&
+	    rv->role != REPL_ROLE_PRIMARY) {
+		/* the primary moved on while we stayed connected to it: we have
+		 * every write it acknowledged, so its generation is ours too */
+		save_meta(rv, &pg, 0);
+		log_info("repl", "%s: following the primary's generation %016llx", vname(rv),
+			 (unsigned long long)pg.current);
+		set_disk(rv, REPL_DISK_UP_TO_DATE, "following the primary");
+		broadcast_state(rv);
+		return;
+	}
+	/* a live secondary ahead of us while a primary we see has not told us
+	 * yet: wait for the primary's own STATE */
+	if (!handshake && s->role != REPL_ROLE_PRIMARY && live_primary_peer(rv) &&
+	    rv->role != REPL_ROLE_PRIMARY)
+		return;
+	if (rv->role == REPL_ROLE_PRIMARY) {
+		log_warn("repl", "%s: peer %u (%s) has a newer generation: stepping "
+			 "down to secondary", vname(rv), p->id, p->m->node);
+		set_role(rv, REPL_ROLE_SECONDARY);
+	}
+	set_disk(rv, REPL_DISK_OUTDATED, "a peer has a newer generation");
+}
+
+static uint32_t on_state(void *ctx, struct repl_conn *c, const struct repl_state *s,
+			 char *why, size_t whylen)
+{
+	struct repl_vol *rv = ctx;
+	struct repl_peer *p = peer_of(rv, c);
+	struct store_generations pg = { s->gen_current, s->gen_bitmap,
+					{ s->gen_history[0], s->gen_history[1] } };
+	enum repl_gen_cmp cmp;
+
+	if (!p) {
+		snprintf(why, whylen, "superseded connection");
+		return REPL_REASON_ADMIN;
+	}
+	if (s->size != rv->v->size) {
+		snprintf(why, whylen, "size mismatch: ours %llu, the peer's %llu",
+			 (unsigned long long)rv->v->size, (unsigned long long)s->size);
+		snprintf(p->why, sizeof(p->why), "%s", why);
+		return REPL_REASON_SIZE_MISMATCH;
+	}
+	cmp = repl_gen_compare(&rv->v->sv->meta.gen, &pg);
+	if (s->role == REPL_ROLE_PRIMARY && rv->role == REPL_ROLE_PRIMARY) {
+		if (cmp == REPL_GEN_PEER_NEWER) {
+			/* we lost quorum and someone else took over: step down */
+			log_warn("repl", "%s: peer %u (%s) is primary with a newer generation: "
+				 "stepping down to secondary, outdated", vname(rv), p->id,
+				 p->m->node);
+			set_role(rv, REPL_ROLE_SECONDARY);
+			set_disk(rv, REPL_DISK_OUTDATED, "another member took over as primary");
+		} else if (cmp != REPL_GEN_LOCAL_NEWER) {
+			snprintf(why, whylen, "both sides are primary");
+			snprintf(p->why, sizeof(p->why), "%s", why);
+			return REPL_REASON_TWO_PRIMARIES;
+		}
+		/* LOCAL_NEWER: the peer steps down when it sees our STATE */
+	}
+	if (cmp == REPL_GEN_SPLIT_BRAIN || cmp == REPL_GEN_UNRELATED) {
+		snprintf(why, whylen, "%s: ours %016llx, the peer's %016llx; an operator must "
+			 "choose which side's data to discard",
+			 cmp == REPL_GEN_SPLIT_BRAIN ? "split brain" : "unrelated data",
+			 (unsigned long long)rv->v->sv->meta.gen.current,
+			 (unsigned long long)pg.current);
+		snprintf(p->why, sizeof(p->why), "%s", why);
+		p->split_brain = cmp == REPL_GEN_SPLIT_BRAIN;
+		log_err("repl", "%s: peer %u (%s): %s", vname(rv), p->id, p->m->node, why);
+		return REPL_REASON_SPLIT_BRAIN;
+	}
+	p->live = true;
+	p->outdated = false;
+	p->split_brain = false;
+	p->why[0] = '\0';
+	p->backoff_ms = 0;
+	log_info("repl", "%s: peer %u (%s) connected: %s, %s, generations %s", vname(rv),
+		 p->id, p->m->node, repl_role_name(s->role), repl_disk_state_name(s->disk_state),
+		 repl_gen_cmp_name(cmp));
+	peer_state_changed(rv, p, s, true);
+	if (p->outdated)
+		log_warn("repl", "%s: peer %u (%s) is behind (outdated): it gets no writes "
+			 "until it resyncs", vname(rv), p->id, p->m->node);
+	if (!rv->had_quorum && have_quorum(rv)) {
+		rv->had_quorum = true;
+		log_info("repl", "%s: quorum (%u of %u voters)", vname(rv), visible(rv),
+			 repl_config_members(&rv->cfg));
+		resume_suspended(rv);
+	}
+	publish(rv);
+	return 0;
+}
+
+static int on_msg(void *ctx, struct repl_conn *c, const struct repl_msg *m, char *why,
+		  size_t whylen)
+{
+	struct repl_vol *rv = ctx;
+	struct repl_peer *p = peer_of(rv, c);
+
+	if (!p || rv->stopping)
+		return 0;
+	switch (m->type) {
+	case REPL_MSG_STATE:
+		if (m->u.state.node_id != p->id) {
+			snprintf(why, whylen, "STATE with another member id");
+			return -EBADMSG;
+		}
+		if (m->u.state.role == REPL_ROLE_PRIMARY && rv->role == REPL_ROLE_PRIMARY) {
+			snprintf(p->why, sizeof(p->why), "both sides are primary");
+			repl_conn_close(c, REPL_REASON_TWO_PRIMARIES, "both sides are primary");
+			return 0;
+		}
+		peer_state_changed(rv, p, &m->u.state, false);
+		return 0;
+	case REPL_MSG_WRITE:
+	case REPL_MSG_FLUSH:
+	case REPL_MSG_TRIM:
+	case REPL_MSG_WRITE_ZEROES:
+		return apply(rv, p, c, m, why, whylen);
+	case REPL_MSG_WRITE_ACK:
+	case REPL_MSG_FLUSH_ACK:
+	case REPL_MSG_TRIM_ACK:
+	case REPL_MSG_WRITE_ZEROES_ACK:
+		return on_ack(rv, p, m, why, whylen);
+	case REPL_MSG_READ_REQ: {
+		struct repl_msg r = { .type = REPL_MSG_READ_REPLY };
+
+		r.u.read_reply.id = m->u.io.id;
+		r.u.read_reply.status = REPL_ST_NOTSUP;
+		repl_conn_send(c, &r);
+		return 0;
+	}
+	default:
+		snprintf(why, whylen, "%s is not expected on a connected peer link "
+			 "(not negotiated or not implemented)", repl_msg_name(m->type));
+		return -EBADMSG;
+	}
+}
+
+static void peer_lost(struct repl_vol *rv, struct repl_peer *p)
+{
+	bool was_live = p->live, was_current = p->live && !p->outdated && !p->m->diskless;
+
+	p->live = false;
+	if (!was_live)
+		return;
+	log_msg(rv->stopping ? LOG_LVL_INFO : LOG_LVL_WARN, "repl",
+		"%s: peer %u (%s) disconnected%s%s", vname(rv), p->id, p->m->node,
+		p->why[0] ? ": " : "", p->why);
+	/* It may miss writes from now on. Say so in the generations before
+	 * any write completes without it, but only while writes can complete
+	 * at all: a primary without quorum acknowledges nothing, keeps its
+	 * generation, and so is simply behind (not split) when the others
+	 * promote someone else. */
+	if (rv->role == REPL_ROLE_PRIMARY && was_current && !rv->stopping)
+		rv->need_rotate = true; /* done by the first write acknowledged without it */
+	for (struct repl_req *q = rv->inflight, *next; q; q = next) {
+		next = q->next;
+		if (q->wait & (1u << p->id)) {
+			q->wait &= ~(1u << p->id);
+			q->frames[p->id] = 0;
+			p->pending--;
+			req_check(q);
+		}
+	}
+	if (rv->had_quorum && !have_quorum(rv) && !rv->stopping) {
+		rv->had_quorum = false;
+		log_warn("repl", "%s: lost quorum (%u of %u voters visible)%s", vname(rv),
+			 visible(rv), repl_config_members(&rv->cfg),
+			 rv->role == REPL_ROLE_PRIMARY ? (rv->cfg.on_no_quorum == REPL_NOQ_SUSPEND ?
+			 ": suspending I/O" : ": failing writes") : "");
+	}
+}
+
+static void on_closed(void *ctx, struct repl_conn *c)
+{
+	struct repl_vol *rv = ctx;
+	struct repl_peer *p = &rv->peers[c->peer_id];
+
+	rv->conns--;
+	if (p->conn != c)
+		return;
+	/* keep the most telling reason: a bare EOF says less than the
+	 * authentication failure or protocol error that came before it */
+	if (c->close_why[0] && (!p->why[0] || !strstr(c->close_why, "closed the connection")))
+		snprintf(p->why, sizeof(p->why), "%s", c->close_why);
+	peer_lost(rv, p);
+	p->conn = NULL;
+	p->bytes_out += c->bytes_out;
+	p->bytes_in += c->bytes_in;
+	p->sec_inflight = 0;
+	p->backoff_ms = p->backoff_ms ? p->backoff_ms * 2 : RECONNECT_MIN_MS;
+	if (p->backoff_ms > RECONNECT_MAX_MS)
+		p->backoff_ms = RECONNECT_MAX_MS;
+	p->next_connect_ns = now_ns() + p->backoff_ms * 1000000ull;
+	publish(rv);
+}
+
+static const struct repl_conn_ops conn_ops = {
+	.fill_state = fill_state,
+	.on_state = on_state,
+	.on_msg = on_msg,
+	.on_closed = on_closed,
+};
+
+static void conn_name(struct repl_vol *rv, struct repl_peer *p, char *buf, size_t len)
+{
+	if (snprintf(buf, len, "%s peer %u (%s %s)", vname(rv), p->id, p->m->node,
+		     p->m->addr) >= (int)len)
+		buf[len - 1] = '\0'; /* a long name is cut, which is fine in logs */
+}
+
+static void try_connect(struct repl_vol *rv, struct repl_peer *p)
+{
+	char name[256];
+
+	conn_name(rv, p, name, sizeof(name));
+	p->conn = repl_conn_connect(rv->b.r, p->m->addr, rv->v->sv->meta.uuid.b,
+				    rv->cfg.local_id, p->id, rv->secret, name, &conn_ops, rv);
+	if (!p->conn) {
+		snprintf(p->why, sizeof(p->why), "cannot connect to %s: %s", p->m->addr,
+			 strerror(errno));
+		p->next_connect_ns = now_ns() + RECONNECT_MAX_MS * 1000000ull;
+		return;
+	}
+	rv->conns++;
+}
+
+void repl_vol_adopt(struct repl_vol *rv, int fd, const struct repl_features *f,
+		    const struct repl_msg *hello, const char *peer_addr)
+{
+	uint32_t from = hello->u.hello.from_id;
+	struct repl_peer *p;
+	char name[256];
+
+	if (rv->stopping || hello->u.hello.to_id != rv->cfg.local_id ||
+	    from == rv->cfg.local_id || !rv->cfg.members[from].present ||
+	    from > rv->cfg.local_id) {
+		log_warn("repl", "%s: connection from %s refused: member %u -> %u does not "
+			 "fit this replica set (we are %u; the lower id connects)", vname(rv),
+			 peer_addr, from, hello->u.hello.to_id, rv->cfg.local_id);
+		close(fd);
+		return;
+	}
+	p = &rv->peers[from];
+	if (p->conn) {
+		/* One link per peer. An unauthenticated newcomer must not tear
+		 * down a working link: refuse it. If the peer really restarted,
+		 * the old link fails its keepalive (or the handshake deadline)
+		 * soon, and the peer's next attempt gets in. */
+		log_rl(LOG_LVL_INFO, "repl", "%s: connection from %s as member %u refused: a "
+		       "link with it is %s", vname(rv), peer_addr, from,
+		       repl_conn_state_name(p->conn->state));
+		close(fd);
+		return;
+	}
+	conn_name(rv, p, name, sizeof(name));
+	p->conn = repl_conn_accept(rv->b.r, fd, f, rv->v->sv->meta.uuid.b, rv->cfg.local_id,
+				   from, rv->secret, name, &conn_ops, rv);
+	if (!p->conn) {
+		close(fd);
+		return;
+	}
+	rv->conns++;
+}
+
+/* ---- timer ---------------------------------------------------------------------------- */
+
+static void arm_timer(struct repl_vol *rv);
+
+static void timer_done(struct reactor_op *op, int res)
+{
+	struct repl_vol *rv = container_of(op, struct repl_vol, timer.op);
+	uint64_t now = now_ns();
+
+	rv->timer_pending = false;
+	if (rv->stopping)
+		return;
+	for (unsigned i = 0; i < REPL_MAX_NODES; i++) {
+		struct repl_peer *p = &rv->peers[i];
+
+		/* the lower member id connects; diskless members too */
+		if (!p->m || i == rv->cfg.local_id || p->conn || i < rv->cfg.local_id)
+			continue;
+		if (now >= p->next_connect_ns)
+			try_connect(rv, p);
+	}
+	publish(rv);
+	arm_timer(rv);
+}
+
+static void arm_timer(struct repl_vol *rv)
+{
+	if (rv->timer_pending || rv->stopping)
+		return;
+	rv->timer.op.cb = timer_done;
+	rv->timer_pending = true;
+	reactor_timeout(rv->b.r, &rv->timer, TIMER_MS * 1000000ull);
+}
+
+/* ---- life cycle --------------------------------------------------------------------------- */
+
+static void destroy(struct vol_backend *b)
+{
+	struct repl_vol *rv = (struct repl_vol *)b;
+
+	pthread_mutex_destroy(&rv->status_lock);
+	free(rv);
+}
+
+static const struct vol_backend_ops repl_ops = {
+	.name = "replication",
+	.submit = submit,
+	.destroy = destroy,
+};
+
+static void start_on_reactor(void *arg) { arm_timer(arg); }
+
+struct repl_vol *repl_vol_new(struct volume *v, const struct repl_config *cfg,
+			      const struct repl_secret *secret)
+{
+	struct repl_vol *rv = calloc(1, sizeof(*rv));
+
+	if (!rv)
+		return NULL;
+	rv->b.ops = &repl_ops;
+	rv->b.r = v->r;
+	rv->b.next = v->top;
+	rv->v = v;
+	rv->cfg = *cfg;
+	rv->secret = secret;
+	rv->blocked_tail = &rv->blocked;
+	rv->suspended_tail = &rv->suspended;
+	pthread_mutex_init(&rv->status_lock, NULL);
+	set_role(rv, REPL_ROLE_SECONDARY);
+	rv->disk = v->sv->meta.disk_state == REPL_DISK_OUTDATED ? REPL_DISK_OUTDATED
+								 : REPL_DISK_CONSISTENT;
+	for (unsigned i = 0; i < REPL_MAX_NODES; i++) {
+		rv->peers[i].id = i;
+		if (cfg->members[i].present && i != cfg->local_id)
+			rv->peers[i].m = &rv->cfg.members[i];
+	}
+	rv->had_quorum = have_quorum(rv);
+	fill_status(rv, &rv->status);
+	v->top = &rv->b;
+	reactor_post(v->r, start_on_reactor, rv);
+	log_info("repl", "%s: replicated volume, member %u of %u (%s), %s, ack=%s, "
+		 "on-no-quorum=%s, generation %016llx", v->name, cfg->local_id,
+		 repl_config_members(cfg), cfg->members[cfg->local_id].node,
+		 repl_disk_state_name(rv->disk), repl_ack_policy_name(cfg->ack),
+		 repl_noquorum_name(cfg->on_no_quorum),
+		 (unsigned long long)v->sv->meta.gen.current);
+	return rv;
+}
+
+/* ---- control plane ----------------------------------------------------------------------- */
+
+struct ctl_arg {
+	struct repl_vol *rv;
+	bool force;
+	char *err;
+	size_t errlen;
+	struct repl_vol_status *st;
+};
+
+static int promote_on_reactor(void *arg)
+{
+	struct ctl_arg *a = arg;
+	struct repl_vol *rv = a->rv;
+	unsigned members = repl_config_members(&rv->cfg);
+
+	if (rv->role == REPL_ROLE_PRIMARY)
+		return 0;
+	if (rv->disk == REPL_DISK_OUTDATED || rv->disk == REPL_DISK_INCONSISTENT) {
+		snprintf(a->err, a->errlen, "volume %s is %s here: it misses writes and "
+			 "cannot become primary (promote an up-to-date replica)", vname(rv),
+			 repl_disk_state_name(rv->disk));
+		return -ESTALE;
+	}
+	for (unsigned i = 0; i < REPL_MAX_NODES; i++)
+		if (rv->peers[i].live && rv->peers[i].st.role == REPL_ROLE_PRIMARY) {
+			snprintf(a->err, a->errlen, "volume %s is primary on %s: demote it there "
+				 "first", vname(rv), rv->peers[i].m->node);
+			return -EBUSY;
+		}
+	if (!have_quorum(rv) && !a->force) {
+		snprintf(a->err, a->errlen, "volume %s: no quorum here (%u of %u voters "
+			 "visible, %u needed)", vname(rv), visible(rv), members,
+			 repl_config_majority(&rv->cfg));
+		return -EAGAIN;
+	}
+	/* the role first: the STATE the rotation broadcasts says "primary",
+	 * which is what lets connected peers follow the new generation */
+	set_role(rv, REPL_ROLE_PRIMARY);
+	rv->disk = REPL_DISK_UP_TO_DATE;
+	if (visible(rv) < members && rotate(rv, "promoted without every member") < 0) {
+		set_role(rv, REPL_ROLE_SECONDARY);
+		snprintf(a->err, a->errlen, "volume %s: cannot persist the new generation",
+			 vname(rv));
+		return -EIO;
+	}
+	rv->had_quorum = have_quorum(rv);
+	log_info("repl", "%s: promoted to primary (%u of %u voters visible%s)", vname(rv),
+		 visible(rv), members, a->force ? ", forced" : "");
+	broadcast_state(rv);
+	publish(rv);
+	return 0;
+}
+
+int repl_vol_promote_sync(struct repl_vol *rv, bool force, char *err, size_t errlen)
+{
+	struct ctl_arg a = { .rv = rv, .force = force, .err = err, .errlen = errlen };
+
+	return reactor_call(rv->b.r, promote_on_reactor, &a);
+}
+
+static int demote_on_reactor(void *arg)
+{
+	struct ctl_arg *a = arg;
+	struct repl_vol *rv = a->rv;
+
+	if (rv->role != REPL_ROLE_PRIMARY)
+		return 0;
+	if (rv->inflight || rv->blocked || rv->suspended) {
+		snprintf(a->err, a->errlen, "volume %s has I/O in flight: detach its "
+			 "clients first", vname(rv));
+		return -EBUSY;
+	}
+	set_role(rv, REPL_ROLE_SECONDARY);
+	log_info("repl", "%s: demoted to secondary", vname(rv));
+	broadcast_state(rv);
+	publish(rv);
+	return 0;
+}
+
+int repl_vol_demote_sync(struct repl_vol *rv, char *err, size_t errlen)
+{
+	struct ctl_arg a = { .rv = rv, .err = err, .errlen = errlen };
+
+	if (__atomic_load_n(&rv->v->refs, __ATOMIC_ACQUIRE)) {
+		snprintf(err, errlen, "volume %s has %d frontend connection(s): detach them "
+			 "first", rv->v->name, __atomic_load_n(&rv->v->refs, __ATOMIC_ACQUIRE));
+		return -EBUSY;
+	}
+	return reactor_call(rv->b.r, demote_on_reactor, &a);
+}
+
+static void fill_status(struct repl_vol *rv, struct repl_vol_status *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->local_id = rv->cfg.local_id;
+	snprintf(st->role, sizeof(st->role), "%s", repl_role_name(rv->role));
+	snprintf(st->disk, sizeof(st->disk), "%s", repl_disk_state_name(rv->disk));
+	st->quorum = have_quorum(rv);
+	st->voters = repl_config_members(&rv->cfg);
+	st->visible = visible(rv);
+	snprintf(st->ack, sizeof(st->ack), "%s", repl_ack_policy_name(rv->cfg.ack));
+	snprintf(st->on_no_quorum, sizeof(st->on_no_quorum), "%s",
+		 repl_noquorum_name(rv->cfg.on_no_quorum));
+	st->gen_current = rv->v->sv->meta.gen.current;
+	st->gen_bitmap = rv->v->sv->meta.gen.bitmap;
+	st->writes_replicated = rv->writes_replicated;
+	for (unsigned i = 0; i < REPL_MAX_NODES; i++) {
+		const struct repl_peer *p = &rv->peers[i];
+		struct repl_peer_status *ps;
+
+		if (!p->m)
+			continue;
+		ps = &st->peers[st->npeers++];
+		ps->id = i;
+		snprintf(ps->node, sizeof(ps->node), "%s", p->m->node);
+		snprintf(ps->addr, sizeof(ps->addr), "%s", p->m->addr);
+		ps->diskless = p->m->diskless;
+		snprintf(ps->connection, sizeof(ps->connection), "%s",
+			 p->split_brain ? "split-brain" :
+			 p->conn ? repl_conn_state_name(p->conn->state) : "standalone");
+		snprintf(ps->role, sizeof(ps->role), "%s",
+			 p->live ? repl_role_name(p->st.role) : "unknown");
+		snprintf(ps->disk, sizeof(ps->disk), "%s",
+			 !p->live ? "unknown" : p->outdated ? "outdated" :
+			 repl_disk_state_name(p->st.disk_state));
+		snprintf(ps->error, sizeof(ps->error), "%s", p->why);
+		ps->pending = p->pending;
+		ps->outdated = p->outdated;
+		ps->bytes_out = p->bytes_out + (p->conn ? p->conn->bytes_out : 0);
+		ps->bytes_in = p->bytes_in + (p->conn ? p->conn->bytes_in : 0);
+	}
+}
+
+static void publish(struct repl_vol *rv)
+{
+	struct repl_vol_status *st = malloc(sizeof(*st));
+
+	if (!st)
+		return;
+	fill_status(rv, st);
+	pthread_mutex_lock(&rv->status_lock);
+	rv->status = *st;
+	pthread_mutex_unlock(&rv->status_lock);
+	free(st);
+}
+
+void repl_vol_status_sync(struct repl_vol *rv, struct repl_vol_status *st)
+{
+	pthread_mutex_lock(&rv->status_lock);
+	*st = rv->status;
+	pthread_mutex_unlock(&rv->status_lock);
+}
+
+static int stop_on_reactor(void *arg)
+{
+	struct repl_vol *rv = arg;
+
+	if (!rv->stopping) {
+		rv->stopping = true;
+		if (rv->timer_pending)
+			reactor_cancel(rv->b.r, &rv->timer.op);
+		resume_suspended(rv);
+		for (unsigned i = 0; i < REPL_MAX_NODES; i++)
+			if (rv->peers[i].conn)
+				repl_conn_close(rv->peers[i].conn, REPL_REASON_SHUTDOWN,
+						"volume going offline");
+	}
+	return (int)rv->conns + rv->timer_pending;
+}
+
+void repl_vol_stop_sync(struct repl_vol *rv)
+{
+	for (int i = 0; i < 3000 && reactor_call(rv->b.r, stop_on_reactor, rv); i++)
+		usleep(1000);
+}

@@ -1,0 +1,87 @@
+/* A replicated volume: the replication layer of the volume's backend chain
+ * (frontend -> volume -> repl -> local store) plus its peer connections,
+ * role, disk state, generations and quorum. Runs on the volume's reactor;
+ * the control plane reaches it through the *_sync calls (reactor_call).
+ *
+ * Writes on the primary: local write and WRITE to every connected peer in
+ * parallel; completion when the local write and the acks the policy needs
+ * are in, and only while the primary has quorum. Overlapping writes are
+ * serialised (a write waits for every overlapping one to be acknowledged
+ * by every replica), so replicas apply them in the same order. */
+#ifndef URBD_REPL_VOLUME_H
+#define URBD_REPL_VOLUME_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "repl_auth.h"
+#include "repl_config.h"
+#include "repl_proto.h"
+
+struct volume;
+struct repl_vol;
+
+/* Inserts the replication layer on top of v's chain (v->top) and starts
+ * connecting to the peers. secret is borrowed for the daemon's lifetime. */
+struct repl_vol *repl_vol_new(struct volume *v, const struct repl_config *cfg,
+			      const struct repl_secret *secret);
+
+/* on the volume's reactor: a routed incoming connection (fd is taken) */
+void repl_vol_adopt(struct repl_vol *rv, int fd, const struct repl_features *f,
+		    const struct repl_msg *hello, const char *peer_addr);
+
+/* thread-safe reads for frontends: may it be exported now? */
+bool repl_vol_is_primary(const struct repl_vol *rv);
+
+struct repl_peer_status {
+	uint32_t id;
+	char node[64], addr[128];
+	bool diskless;
+	char connection[24];       /* repl_conn_state_name, or "standalone" */
+	char role[16], disk[16];   /* the peer's, as it last told us */
+	char error[200];           /* why the last connection ended / was refused */
+	uint64_t pending;          /* requests waiting for its ack */
+	bool outdated;             /* known to miss writes: needs a resync */
+	uint64_t bytes_out, bytes_in;
+};
+
+struct repl_vol_status {
+	uint32_t local_id;
+	char role[16], disk[16];
+	bool quorum;
+	unsigned voters, visible;  /* members, and those we see (us included) */
+	char ack[16], on_no_quorum[16];
+	uint64_t gen_current, gen_bitmap;
+	unsigned npeers;
+	struct repl_peer_status peers[REPL_MAX_NODES];
+	uint64_t writes_replicated, suspended;
+};
+
+/* Control plane (blocking; from any thread but the volume's reactor).
+ * 0 or -errno with a reason in err:
+ *   promote: -EAGAIN no quorum, -EBUSY another primary is connected,
+ *            -ESTALE this replica is outdated/inconsistent
+ *   demote:  -EBUSY frontends still attached (without force) */
+int repl_vol_promote_sync(struct repl_vol *rv, bool force, char *err, size_t errlen);
+int repl_vol_demote_sync(struct repl_vol *rv, char *err, size_t errlen);
+void repl_vol_status_sync(struct repl_vol *rv, struct repl_vol_status *st);
+/* closes every connection and stops reconnecting; then waits (bounded)
+ * until they are gone. The layer itself is freed with the volume. */
+void repl_vol_stop_sync(struct repl_vol *rv);
+
+/* ---- pure helpers (tested) ----------------------------------------------- */
+enum repl_gen_cmp {
+	REPL_GEN_SAME,          /* same current generation: in sync */
+	REPL_GEN_LOCAL_NEWER,   /* the peer's current is in our past: it is behind */
+	REPL_GEN_PEER_NEWER,    /* ours is in the peer's past: we are behind */
+	REPL_GEN_SPLIT_BRAIN,   /* both moved on from a common past */
+	REPL_GEN_UNRELATED,     /* no common generation */
+};
+const char *repl_gen_cmp_name(enum repl_gen_cmp c);
+struct store_generations;
+enum repl_gen_cmp repl_gen_compare(const struct store_generations *local,
+				   const struct store_generations *peer);
+/* a new current generation (on promote or losing a peer while primary) */
+void repl_gen_rotate(struct store_generations *g, uint64_t fresh);
+
+#endif
