@@ -154,6 +154,7 @@ test: all
 
 bench: $(BINS) $(BUILD)/nvmf_load
 	bench/run.sh $(BUILD)
+	bench/run-repl.sh $(BUILD)
 
 # our own NVMe/TCP load generator for bench/run-nvmf.sh (a tool, not in BINS)
 $(BUILD)/nvmf_load: bench/nvmf_load.c
