@@ -3,7 +3,6 @@
 #include "repl_conn.h"
 
 #include <errno.h>
-#include <netdb.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +12,7 @@
 #include <netinet/tcp.h>
 
 #include "log.h"
+#include "net.h"
 #include "util.h"
 
 #define RXBUF_SIZE   (256u * 1024)
@@ -300,8 +300,7 @@ void repl_conn_close(struct repl_conn *c, uint32_t reason, const char *fmt, ...)
 	c->deadline_ns = now_ns() + CLOSE_GRACE_MS * 1000000ull;
 	if (c->fd >= 0 && !c->txq)
 		shutdown(c->fd, SHUT_RDWR);
-	if (c->tick_pending)
-		arm_tick(c); /* keeps running until the grace ends */
+	/* the tick keeps running until the grace ends (tick_done) */
 	maybe_free(c);
 }
 
@@ -594,30 +593,6 @@ static void connect_done(struct reactor_op *op, int res)
 	post_recv(c);
 }
 
-static int resolve(const char *addr, struct sockaddr_storage *sa, socklen_t *len)
-{
-	char host[128];
-	const char *colon = strrchr(addr, ':');
-	struct addrinfo hints = { .ai_socktype = SOCK_STREAM,
-				  .ai_flags = AI_NUMERICSERV }, *ai;
-	size_t hl;
-
-	if (!colon || (hl = (size_t)(colon - addr)) >= sizeof(host) || hl == 0)
-		return -EINVAL;
-	memcpy(host, addr, hl);
-	host[hl] = '\0';
-	if (host[0] == '[' && host[hl - 1] == ']') {
-		memmove(host, host + 1, hl - 2);
-		host[hl - 2] = '\0';
-	}
-	if (getaddrinfo(host, colon + 1, &hints, &ai))
-		return -EHOSTUNREACH;
-	memcpy(sa, ai->ai_addr, ai->ai_addrlen);
-	*len = ai->ai_addrlen;
-	freeaddrinfo(ai);
-	return 0;
-}
-
 struct repl_conn *repl_conn_connect(struct reactor *r, const char *addr,
 				    const uint8_t uuid[16], uint32_t local_id,
 				    uint32_t peer_id, const struct repl_secret *secret,
@@ -630,7 +605,7 @@ struct repl_conn *repl_conn_connect(struct reactor *r, const char *addr,
 	if (!c)
 		return NULL;
 	c->connector = true;
-	ret = resolve(addr, &c->sa, &c->salen);
+	ret = urbd_resolve(addr, false, &c->sa, &c->salen);
 	if (!ret) {
 		c->fd = socket(c->sa.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 		if (c->fd < 0)
@@ -668,7 +643,6 @@ struct repl_conn *repl_conn_accept(struct reactor *r, int fd,
 	arm_tick(c);
 	send_features(c);
 	post_recv(c);
-	if (start_auth(c, peer_features) < 0)
-		return c; /* closing: on_closed reports it */
+	start_auth(c, peer_features); /* on failure it is closing: on_closed reports it */
 	return c;
 }

@@ -11,6 +11,7 @@
 #include <netinet/in.h>
 
 #include "log.h"
+#include "net.h"
 #include "util.h"
 
 #define INTRO_LEN   (2 * REPL_HDR_LEN + 32 + 24) /* FEATURES + HELLO */
@@ -192,39 +193,13 @@ static void start_on_reactor(void *arg) { arm_accept(arg); }
 int repl_listener_start(struct reactor *r, const char *addr, repl_route_fn route,
 			void *ctx, struct repl_listener **out, int *out_port)
 {
-	char host[128];
-	const char *colon = strrchr(addr, ':');
-	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE }, *ai;
 	struct repl_listener *l;
-	int one = 1, fd, ret;
-	size_t hl;
+	int fd = urbd_listen_tcp(addr, 64);
 
-	if (!colon || (hl = (size_t)(colon - addr)) >= sizeof(host))
-		return -EINVAL;
-	memcpy(host, addr, hl);
-	host[hl] = '\0';
-	if (getaddrinfo(hl ? host : NULL, colon + 1, &hints, &ai))
-		return -EINVAL;
-	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
-	    bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 64) < 0) {
-		ret = -errno;
-		if (fd >= 0)
-			close(fd);
-		freeaddrinfo(ai);
-		return ret;
-	}
-	freeaddrinfo(ai);
-	if (out_port) {
-		struct sockaddr_storage ss;
-		socklen_t sl = sizeof(ss);
-
-		*out_port = 0;
-		if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
-			*out_port = ntohs(ss.ss_family == AF_INET ?
-					  ((struct sockaddr_in *)&ss)->sin_port :
-					  ((struct sockaddr_in6 *)&ss)->sin6_port);
-	}
+	if (fd < 0)
+		return fd;
+	if (out_port)
+		*out_port = urbd_sock_port(fd);
 	l = calloc(1, sizeof(*l));
 	if (!l) {
 		close(fd);

@@ -1125,7 +1125,6 @@ struct ctl_arg {
 	bool force;
 	char *err;
 	size_t errlen;
-	struct repl_vol_status *st;
 };
 
 static int promote_on_reactor(void *arg)

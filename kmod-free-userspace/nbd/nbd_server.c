@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "net.h"
 #include "nbd_conn.h"
 #include "reactor.h"
 #include "util.h"
@@ -98,50 +99,13 @@ static void arm_accept(struct listener *l)
 	reactor_accept(l->srv->r, &l->op, l->fd);
 }
 
-/* "host:port" or "[v6]:port" */
+/* "host:port" or "[v6]:port"; *port_out: the port bound */
 static int listen_tcp(const char *spec, int *port_out)
 {
-	char host[256];
-	const char *colon = strrchr(spec, ':');
-	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE };
-	struct addrinfo *ai;
-	int fd = -1, one = 1, ret;
-	size_t hl;
+	int fd = urbd_listen_tcp(spec, 128);
 
-	if (!colon)
-		return -EINVAL;
-	hl = (size_t)(colon - spec);
-	if (hl >= sizeof(host))
-		return -EINVAL;
-	memcpy(host, spec, hl);
-	host[hl] = '\0';
-	if (host[0] == '[' && hl > 2 && host[hl - 1] == ']') {
-		memmove(host, host + 1, hl - 2);
-		host[hl - 2] = '\0';
-	}
-	ret = getaddrinfo(host[0] ? host : NULL, colon + 1, &hints, &ai);
-	if (ret)
-		return -EINVAL;
-	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0 ||
-	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
-	    bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 128) < 0) {
-		ret = -errno;
-		if (fd >= 0)
-			close(fd);
-		freeaddrinfo(ai);
-		return ret;
-	}
-	freeaddrinfo(ai);
-	{
-		struct sockaddr_storage ss;
-		socklen_t sl = sizeof(ss);
-
-		if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
-			*port_out = ntohs(ss.ss_family == AF_INET ?
-					  ((struct sockaddr_in *)&ss)->sin_port :
-					  ((struct sockaddr_in6 *)&ss)->sin6_port);
-	}
+	if (fd >= 0)
+		*port_out = urbd_sock_port(fd);
 	return fd;
 }
 

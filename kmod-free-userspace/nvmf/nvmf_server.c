@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "net.h"
 #include "nvmf_conn.h"
 #include "reactor.h"
 #include "util.h"
@@ -128,35 +129,12 @@ static void arm_accept(struct nvmf_server *s)
 
 static int listen_tcp(struct nvmf_server *s, const char *spec)
 {
-	char host[256];
-	const char *colon = strrchr(spec, ':');
-	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE };
-	struct addrinfo *ai;
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
-	int fd, one = 1, ret;
-	size_t hl;
+	int fd = urbd_listen_tcp(spec, 128);
 
-	if (!colon || (hl = (size_t)(colon - spec)) >= sizeof(host))
-		return -EINVAL;
-	memcpy(host, spec, hl);
-	host[hl] = '\0';
-	if (host[0] == '[' && hl > 2 && host[hl - 1] == ']') {
-		memmove(host, host + 1, hl - 2);
-		host[hl - 2] = '\0';
-	}
-	if (getaddrinfo(host[0] ? host : NULL, colon + 1, &hints, &ai))
-		return -EINVAL;
-	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
-	    bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 128) < 0) {
-		ret = -errno;
-		if (fd >= 0)
-			close(fd);
-		freeaddrinfo(ai);
-		return ret;
-	}
-	freeaddrinfo(ai);
+	if (fd < 0)
+		return fd;
 	if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0) {
 		s->disc.ipv6 = ss.ss_family == AF_INET6;
 		if (ss.ss_family == AF_INET) {
