@@ -180,6 +180,11 @@ struct json_object *ctl_json_volume(const Urbd__V1__Volume *v)
 			json_object_object_add(po, "outdated", json_object_new_boolean(p->outdated));
 			add_u64(po, "bytes_sent", p->bytes_sent);
 			add_u64(po, "bytes_received", p->bytes_received);
+			json_object_object_add(po, "syncing", json_object_new_boolean(p->syncing));
+			add_u64(po, "out_of_sync_bytes", p->out_of_sync_bytes);
+			add_u64(po, "resync_total_bytes", p->resync_total_bytes);
+			add_u64(po, "resync_done_bytes", p->resync_done_bytes);
+			add_u64(po, "resync_elapsed_ns", p->resync_elapsed_ns);
 			json_object_array_add(peers, po);
 		}
 		json_object_object_add(ro, "peers", peers);

@@ -41,6 +41,32 @@ static int need_args(int argc, int n, const char *syntax)
 	return 0;
 }
 
+/* "37% 12.0 MiB/32.0 MiB 80.0 MiB/s eta 1s", "done 32.0 MiB in 0.4s", "-" */
+static void resync_text(const Urbd__V1__Peer *p, char *buf, size_t len)
+{
+	char a[32], b[32], r[32];
+	double secs = p->resync_elapsed_ns / 1e9;
+	double rate = secs > 0 ? p->resync_done_bytes / secs : 0;
+
+	if (!p->resync_total_bytes && !p->syncing) {
+		snprintf(buf, len, "-");
+	} else if (p->syncing) {
+		uint64_t left = p->resync_total_bytes > p->resync_done_bytes ?
+				p->resync_total_bytes - p->resync_done_bytes : 0;
+
+		snprintf(buf, len, "%u%% %s/%s %s/s eta %.0fs",
+			 p->resync_total_bytes ?
+			 (unsigned)(100 * p->resync_done_bytes / p->resync_total_bytes) : 0,
+			 urbd_format_size(p->resync_done_bytes, a, sizeof(a)),
+			 urbd_format_size(p->resync_total_bytes, b, sizeof(b)),
+			 urbd_format_size((uint64_t)rate, r, sizeof(r)),
+			 rate > 0 ? left / rate : 0.0);
+	} else {
+		snprintf(buf, len, "done %s in %.1fs",
+			 urbd_format_size(p->resync_done_bytes, a, sizeof(a)), secs);
+	}
+}
+
 static void print_volume(const Urbd__V1__Volume *v)
 {
 	char a[32], b[32], t[32];
@@ -77,18 +103,20 @@ static void print_volume(const Urbd__V1__Volume *v)
 		printf("Policy:        ack=%s on-no-quorum=%s\n", r->ack, r->on_no_quorum);
 		printf("Generation:    %s\n", r->generation);
 		printf("Replicated:    %" PRIu64 " writes\n", r->writes_replicated);
-		ctl_table_init(&pt, 8, "  PEER", "NODE", "ADDRESS", "CONNECTION", "ROLE", "DISK",
-			       "PENDING", "LAST ERROR");
+		ctl_table_init(&pt, 10, "  PEER", "NODE", "ADDRESS", "CONNECTION", "ROLE", "DISK",
+			       "PENDING", "OUT-OF-SYNC", "RESYNC", "LAST ERROR");
 		for (size_t i = 0; i < r->n_peers; i++) {
 			const Urbd__V1__Peer *p = r->peers[i];
-			char id[16], pend[24], disk[32];
+			char id[16], pend[24], disk[32], oos[32], rs[96];
 
 			snprintf(id, sizeof(id), "  %" PRIu32, p->id);
 			snprintf(pend, sizeof(pend), "%" PRIu64, p->pending);
 			snprintf(disk, sizeof(disk), "%s%s", p->diskless ? "diskless/" : "",
 				 p->disk_state);
+			resync_text(p, rs, sizeof(rs));
 			ctl_table_add(&pt, id, p->node, p->address, p->connection, p->role, disk,
-				      pend, p->error[0] ? p->error : "-");
+				      pend, urbd_format_size(p->out_of_sync_bytes, oos, sizeof(oos)),
+				      rs, p->error[0] ? p->error : "-");
 		}
 		ctl_table_print(&pt);
 		ctl_table_free(&pt);

@@ -133,6 +133,11 @@ static Urbd__V1__Replication *replication_pb(const struct repl_vol_status *st)
 		p->outdated = ps->outdated;
 		p->bytes_sent = ps->bytes_out;
 		p->bytes_received = ps->bytes_in;
+		p->syncing = ps->syncing;
+		p->out_of_sync_bytes = ps->out_of_sync;
+		p->resync_total_bytes = ps->resync_total;
+		p->resync_done_bytes = ps->resync_done;
+		p->resync_elapsed_ns = ps->resync_ns;
 		if (set_str(&p->node, ps->node) || set_str(&p->address, ps->addr) ||
 		    set_str(&p->connection, ps->connection) || set_str(&p->role, ps->role) ||
 		    set_str(&p->disk_state, ps->disk) || set_str(&p->error, ps->error))

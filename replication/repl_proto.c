@@ -558,6 +558,8 @@ static const struct msg_desc msg_table[REPL_MSG_TYPE_END] = {
 	D(REPL_MSG_READ_REPLY, "READ_REPLY", 24, 24 + REPL_MAX_DATA, 24, x_read_reply, e_read_reply),
 	D(REPL_MSG_RESYNC_DATA, "RESYNC_DATA", 32 + REPL_SECTOR, 32 + REPL_MAX_DATA, 32, x_write, e_write),
 	ACK(REPL_MSG_RESYNC_ACK, "RESYNC_ACK"),
+	D(REPL_MSG_RESYNC_START, "RESYNC_START", 8, 8, 8, x_u64, e_u64),
+	D(REPL_MSG_RESYNC_DONE, "RESYNC_DONE", 8, 8, 8, x_u64, e_u64),
 	D(REPL_MSG_PING, "PING", 8, 8, 8, x_u64, e_u64),
 	D(REPL_MSG_PONG, "PONG", 8, 8, 8, x_u64, e_u64),
 	D(REPL_MSG_ERROR, "ERROR", 8, 8 + REPL_MAX_ERROR_TEXT, 8, x_error, e_error),

@@ -119,7 +119,11 @@ enum repl_msg_type {
 	REPL_MSG_READ_REPLY      = 0x0031, /* answer to READ_REQ: status + data */
 	REPL_MSG_RESYNC_DATA     = 0x0032, /* sync source->target: a dirty region's contents */
 	REPL_MSG_RESYNC_ACK      = 0x0033, /* target->source: written; source clears the bits */
-	/* 0x0034-0x003f reserved for resync/verify (checksum-based sync, online verify) */
+	REPL_MSG_RESYNC_START    = 0x0034, /* source->target: a resync of `value` bytes begins;
+					    * the target is inconsistent until RESYNC_DONE */
+	REPL_MSG_RESYNC_DONE     = 0x0035, /* source->target: every dirty region sent and
+					    * acked (`value` bytes); take the source's generations */
+	/* 0x0036-0x003f reserved for resync/verify (checksum-based sync, online verify) */
 	/* -- keepalive (0x0040-0x004f) -- */
 	REPL_MSG_PING            = 0x0040, /* both: idle connection, every ping interval */
 	REPL_MSG_PONG            = 0x0041, /* both: echo of PING's token */
@@ -385,7 +389,8 @@ struct repl_msg {
 		struct repl_io io;
 		struct repl_ack ack;
 		struct repl_read_reply read_reply;
-		uint64_t value;                   /* FLUSH id, BARRIER epoch, PING/PONG token */
+		uint64_t value;                   /* FLUSH id, BARRIER epoch, PING/PONG token,
+						   * RESYNC_START/DONE bytes */
 		struct repl_error error;
 	} u;
 	uint8_t nonce[REPL_NONCE_LEN];            /* AUTH_CHALLENGE */

@@ -12,76 +12,18 @@
 #include "iobuf.h"
 #include "log.h"
 #include "repl_conn.h"
+#include "repl_volume_priv.h"
+
+static void fill_status(struct repl_vol *rv, struct repl_vol_status *st);
 #include "store.h"
 #include "util.h"
 #include "volume.h"
 
-#define HASH_BUCKETS   1024
 #define TIMER_MS       200
 #define RECONNECT_MIN_MS 200
 #define RECONNECT_MAX_MS 2000
 #define SEC_PAUSE_AT   512  /* secondary: requests in flight before reading pauses */
 #define SEC_RESUME_AT  128
-
-struct repl_req {
-	struct vol_io sub;          /* the local part */
-	struct vol_io *parent;
-	struct repl_vol *rv;
-	uint64_t id;
-	uint32_t wait;              /* peers whose ack is due */
-	uint16_t frames[REPL_MAX_NODES]; /* per peer: acks still due (1 MiB frames) */
-	uint32_t acked;             /* peers that acked OK */
-	bool local_done, parent_done;
-	int local_res;
-	void *own_buf;              /* ack=majority: the data, kept for laggards */
-	struct repl_req *hnext;
-	struct repl_req *prev, *next;
-};
-
-struct repl_peer {
-	uint32_t id;
-	const struct repl_member *m;
-	struct repl_conn *conn;     /* handshaking or live; NULL: standalone */
-	bool live;                  /* conn passed the STATE exchange */
-	bool outdated;              /* misses writes: no WRITEs until it resyncs */
-	bool split_brain;
-	struct repl_state st;       /* its last STATE */
-	uint64_t next_connect_ns;
-	unsigned backoff_ms;
-	char why[200];
-	uint64_t pending;
-	unsigned sec_inflight;      /* we are its secondary: its requests in flight */
-	uint64_t bytes_out, bytes_in;
-};
-
-struct repl_vol {
-	struct vol_backend b;       /* b.next: the local store */
-	struct volume *v;
-	struct repl_config cfg;
-	const struct repl_secret *secret;
-	struct repl_peer peers[REPL_MAX_NODES];
-	enum repl_role role;
-	enum repl_disk_state disk;
-	int primary_flag;           /* atomic mirror of role for other threads */
-	uint64_t next_id;
-	struct repl_req *hash[HASH_BUCKETS];
-	struct repl_req *inflight;  /* list, for overlap checks */
-	struct vol_io *blocked, **blocked_tail;     /* waiting for an overlap */
-	struct vol_io *suspended, **suspended_tail; /* waiting for quorum */
-	struct reactor_timer timer;
-	bool timer_pending, stopping, had_quorum;
-	bool need_rotate;           /* a current member left while we were primary */
-	unsigned conns;             /* connections not yet freed */
-	uint64_t writes_replicated, nsuspended;
-	/* what the control plane reads: published by the reactor on every
-	 * change and every timer tick, so no control call ever waits for the
-	 * reactor while holding the volume manager's lock */
-	pthread_mutex_t status_lock;
-	struct repl_vol_status status;
-};
-
-static void publish(struct repl_vol *rv);
-static void fill_status(struct repl_vol *rv, struct repl_vol_status *st);
 
 static const struct repl_conn_ops conn_ops;
 
@@ -144,10 +86,14 @@ static bool have_quorum(const struct repl_vol *rv)
 	return visible(rv) >= repl_config_majority(&rv->cfg);
 }
 
-static const char *vname(const struct repl_vol *rv) { return rv->v->name; }
 
 static void set_role(struct repl_vol *rv, enum repl_role role)
 {
+	/* only a primary is a resync source */
+	if (role != REPL_ROLE_PRIMARY)
+		for (unsigned i = 0; i < REPL_MAX_NODES; i++)
+			if (rv->peers[i].syncing)
+				repl_resync_stop(rv, &rv->peers[i], false);
 	rv->role = role;
 	__atomic_store_n(&rv->primary_flag, role == REPL_ROLE_PRIMARY, __ATOMIC_RELEASE);
 }
@@ -240,13 +186,17 @@ static void set_disk(struct repl_vol *rv, enum repl_disk_state ds, const char *w
 		return;
 	log_info("repl", "%s: disk %s -> %s (%s)", vname(rv), repl_disk_state_name(rv->disk),
 		 repl_disk_state_name(ds), why);
-	/* only "outdated" survives a restart: it must not be forgotten */
-	if ((ds == REPL_DISK_OUTDATED) != (rv->v->sv->meta.disk_state == REPL_DISK_OUTDATED))
-		save_meta(rv, &rv->v->sv->meta.gen,
-			  ds == REPL_DISK_OUTDATED ? REPL_DISK_OUTDATED : 0);
+	/* "outdated" and "inconsistent" survive a restart: they must not be
+	 * forgotten; the others are found again by talking to the peers */
+	{
+		uint32_t keep = ds == REPL_DISK_OUTDATED || ds == REPL_DISK_INCONSISTENT ? ds : 0;
+
+		if (keep != rv->v->sv->meta.disk_state)
+			save_meta(rv, &rv->v->sv->meta.gen, keep);
+	}
 	rv->disk = ds;
 	broadcast_state(rv);
-	publish(rv);
+	repl_vol_publish(rv);
 }
 
 /* ---- deferred completion ---------------------------------------------------------- */
@@ -282,22 +232,19 @@ static void complete_later(struct repl_vol *rv, struct vol_io *io, int res)
 
 /* ---- primary: requests ------------------------------------------------------------ */
 
-static bool is_write_like(enum vol_op op)
-{
-	return op == VOL_WRITE || op == VOL_TRIM || op == VOL_WRITE_ZEROES;
-}
-
-static bool overlaps(uint64_t a, uint32_t al, uint64_t b, uint32_t bl)
-{
-	return a < b + bl && b < a + al;
-}
-
-static bool overlaps_inflight(struct repl_vol *rv, const struct vol_io *io)
+bool repl_vol_writes_overlap(struct repl_vol *rv, uint64_t off, uint64_t len)
 {
 	for (struct repl_req *q = rv->inflight; q; q = q->next)
-		if (is_write_like(q->sub.op) && overlaps(io->off, io->len, q->sub.off, q->sub.len))
+		if (is_write_like(q->sub.op) && overlaps(off, len, q->sub.off, q->sub.len))
 			return true;
 	return false;
+}
+
+/* an application write waits for overlapping writes and resync transfers */
+static bool overlaps_inflight(struct repl_vol *rv, const struct vol_io *io)
+{
+	return repl_vol_writes_overlap(rv, io->off, io->len) ||
+	       repl_resync_overlaps(rv, io->off, io->len);
 }
 
 static struct repl_req **hash_slot(struct repl_vol *rv, uint64_t id)
@@ -316,7 +263,7 @@ static struct repl_req *req_find(struct repl_vol *rv, uint64_t id)
 static void start_req(struct repl_vol *rv, struct vol_io *io);
 static void submit(struct vol_backend *b, struct vol_io *io);
 
-static void pump_blocked(struct repl_vol *rv)
+void repl_vol_pump_blocked(struct repl_vol *rv)
 {
 	struct vol_io **pp = &rv->blocked, *io;
 	struct vol_io *still = NULL, **still_tail = &still;
@@ -357,9 +304,12 @@ static void req_free(struct repl_req *q)
 		q->next->prev = q->prev;
 	if (q->own_buf)
 		iobuf_put(q->own_buf, q->sub.len);
+	if (is_write_like(q->sub.op) && q->local_done && q->local_res == 0)
+		repl_resync_mark(rv, q->sub.off, q->sub.len, q->acked);
 	free(q);
 	if (rv->blocked)
-		pump_blocked(rv);
+		repl_vol_pump_blocked(rv);
+	repl_resync_pump_all(rv);
 }
 
 static void req_check(struct repl_req *q)
@@ -502,7 +452,7 @@ static void start_req(struct repl_vol *rv, struct vol_io *io)
 	for (unsigned i = 0; i < REPL_MAX_NODES; i++) {
 		struct repl_peer *p = &rv->peers[i];
 
-		if (!p->live || p->outdated || p->m->diskless)
+		if (!p->live || (p->outdated && !p->syncing) || p->m->diskless)
 			continue;
 		/* a live peer that cannot take the frames is on its way out:
 		 * the request waits for peer_lost, which records in the
@@ -552,7 +502,7 @@ static void submit(struct vol_backend *b, struct vol_io *io)
 		io->next_deferred = NULL;
 		*rv->blocked_tail = io;
 		rv->blocked_tail = &io->next_deferred;
-		pump_blocked(rv);
+		repl_vol_pump_blocked(rv);
 		return;
 	}
 	start_req(rv, io);
@@ -683,6 +633,7 @@ static int apply(struct repl_vol *rv, struct repl_peer *p, struct repl_conn *c,
 		s->io.op = VOL_FLUSH;
 		break;
 	case REPL_MSG_WRITE:
+	case REPL_MSG_RESYNC_DATA:
 		s->io.op = VOL_WRITE;
 		s->io.buf = iobuf_get(m->u.io.length);
 		if (!s->io.buf) {
@@ -750,6 +701,8 @@ static void peer_state_changed(struct repl_vol *rv, struct repl_peer *p,
 	p->st = *s;
 	if (s->disk_state == REPL_DISK_OUTDATED || s->disk_state == REPL_DISK_INCONSISTENT)
 		p->outdated = true;
+	if (rv->disk == REPL_DISK_INCONSISTENT)
+		return; /* a resync target: RESYNC_DONE brings the generations */
 	if (cmp == REPL_GEN_SAME) {
 		if (s->role == REPL_ROLE_PRIMARY && disk_usable(rv))
 			set_disk(rv, REPL_DISK_UP_TO_DATE, "in sync with the primary");
@@ -843,16 +796,56 @@ static uint32_t on_state(void *ctx, struct repl_conn *c, const struct repl_state
 		 p->id, p->m->node, repl_role_name(s->role), repl_disk_state_name(s->disk_state),
 		 repl_gen_cmp_name(cmp));
 	peer_state_changed(rv, p, s, true);
-	if (p->outdated)
-		log_warn("repl", "%s: peer %u (%s) is behind (outdated): it gets no writes "
-			 "until it resyncs", vname(rv), p->id, p->m->node);
+	if (p->outdated && rv->role == REPL_ROLE_PRIMARY && !p->m->diskless)
+		repl_resync_start(rv, p, s->gen_current);
+	else if (p->outdated)
+		log_warn("repl", "%s: peer %u (%s) is behind (outdated): it waits for a "
+			 "primary to resync it", vname(rv), p->id, p->m->node);
 	if (!rv->had_quorum && have_quorum(rv)) {
 		rv->had_quorum = true;
 		log_info("repl", "%s: quorum (%u of %u voters)", vname(rv), visible(rv),
 			 repl_config_members(&rv->cfg));
 		resume_suspended(rv);
 	}
-	publish(rv);
+	repl_vol_publish(rv);
+	return 0;
+}
+
+/* We are the target of the primary's resync: inconsistent (and so
+ * recorded, a crash must not forget it) from RESYNC_START until
+ * RESYNC_DONE, then the primary's generations are ours. */
+static int resync_target(struct repl_vol *rv, struct repl_peer *p, const struct repl_msg *m,
+			 char *why, size_t whylen)
+{
+	struct store_generations g = { p->st.gen_current, p->st.gen_bitmap,
+				       { p->st.gen_history[0], p->st.gen_history[1] } };
+
+	if (p->st.role != REPL_ROLE_PRIMARY || rv->role == REPL_ROLE_PRIMARY) {
+		snprintf(why, whylen, "%s from a peer that is not the primary",
+			 repl_msg_name(m->type));
+		return -EBADMSG;
+	}
+	if (m->type == REPL_MSG_RESYNC_START) {
+		log_info("repl", "%s: resync from peer %u (%s): %llu bytes", vname(rv), p->id,
+			 p->m->node, (unsigned long long)m->u.value);
+		set_disk(rv, REPL_DISK_INCONSISTENT, "resync target");
+		return 0;
+	}
+	if (rv->disk != REPL_DISK_INCONSISTENT) {
+		snprintf(why, whylen, "RESYNC_DONE without RESYNC_START");
+		return -EBADMSG;
+	}
+	/* every resync write completed (acked); make them durable before the
+	 * generations say this replica is current */
+	if (fdatasync(rv->v->sv->data_fd) < 0 || save_meta(rv, &g, 0)) {
+		log_err("repl", "%s: cannot make the resync durable: staying inconsistent",
+			vname(rv));
+		return 0;
+	}
+	log_info("repl", "%s: resync from peer %u (%s) done: %llu bytes; generation %016llx",
+		 vname(rv), p->id, p->m->node, (unsigned long long)m->u.value,
+		 (unsigned long long)g.current);
+	set_disk(rv, REPL_DISK_UP_TO_DATE, "resync done");
 	return 0;
 }
 
@@ -887,6 +880,13 @@ static int on_msg(void *ctx, struct repl_conn *c, const struct repl_msg *m, char
 	case REPL_MSG_TRIM_ACK:
 	case REPL_MSG_WRITE_ZEROES_ACK:
 		return on_ack(rv, p, m, why, whylen);
+	case REPL_MSG_RESYNC_ACK:
+		return repl_resync_on_ack(rv, p, m, why, whylen);
+	case REPL_MSG_RESYNC_DATA:
+		return apply(rv, p, c, m, why, whylen);
+	case REPL_MSG_RESYNC_START:
+	case REPL_MSG_RESYNC_DONE:
+		return resync_target(rv, p, m, why, whylen);
 	case REPL_MSG_READ_REQ: {
 		struct repl_msg r = { .type = REPL_MSG_READ_REPLY };
 
@@ -906,9 +906,23 @@ static void peer_lost(struct repl_vol *rv, struct repl_peer *p)
 {
 	bool was_live = p->live, was_current = p->live && !p->outdated && !p->m->diskless;
 
+	bool was_syncing = p->syncing;
+
 	p->live = false;
+	if (p->syncing || p->sync_inflight)
+		repl_resync_stop(rv, p, true);
 	if (!was_live)
 		return;
+	/* From here on its bitmap says what it misses: if it left in sync and
+	 * was not itself a primary (a primary may hold writes nobody else has:
+	 * it gets a full resync), or mid-resync (what is left is in the
+	 * bitmap, and the resync resumes from it). */
+	if (was_current && p->st.role != REPL_ROLE_PRIMARY) {
+		p->bm_base = rv->v->sv->meta.gen.current;
+		p->bm_complete = true;
+	} else if (!was_syncing) {
+		p->bm_complete = false;
+	}
 	log_msg(rv->stopping ? LOG_LVL_INFO : LOG_LVL_WARN, "repl",
 		"%s: peer %u (%s) disconnected%s%s", vname(rv), p->id, p->m->node,
 		p->why[0] ? ": " : "", p->why);
@@ -958,7 +972,7 @@ static void on_closed(void *ctx, struct repl_conn *c)
 	if (p->backoff_ms > RECONNECT_MAX_MS)
 		p->backoff_ms = RECONNECT_MAX_MS;
 	p->next_connect_ns = now_ns() + p->backoff_ms * 1000000ull;
-	publish(rv);
+	repl_vol_publish(rv);
 }
 
 static const struct repl_conn_ops conn_ops = {
@@ -1050,7 +1064,8 @@ static void timer_done(struct reactor_op *op, int res)
 		if (now >= p->next_connect_ns)
 			try_connect(rv, p);
 	}
-	publish(rv);
+	repl_resync_tick(rv, TIMER_MS);
+	repl_vol_publish(rv);
 	arm_timer(rv);
 }
 
@@ -1070,6 +1085,7 @@ static void destroy(struct vol_backend *b)
 	struct repl_vol *rv = (struct repl_vol *)b;
 
 	pthread_mutex_destroy(&rv->status_lock);
+	repl_resync_free(rv);
 	free(rv);
 }
 
@@ -1097,9 +1113,17 @@ struct repl_vol *repl_vol_new(struct volume *v, const struct repl_config *cfg,
 	rv->blocked_tail = &rv->blocked;
 	rv->suspended_tail = &rv->suspended;
 	pthread_mutex_init(&rv->status_lock, NULL);
+	{
+		const char *r = getenv("URBD_RESYNC_RATE_MB");
+
+		/* default 250 MiB/s: a resync must not starve the application */
+		rv->resync_rate = (r ? strtoull(r, NULL, 10) : 250) << 20;
+		rv->resync_tokens = (int64_t)(rv->resync_rate / 5);
+	}
 	set_role(rv, REPL_ROLE_SECONDARY);
-	rv->disk = v->sv->meta.disk_state == REPL_DISK_OUTDATED ? REPL_DISK_OUTDATED
-								 : REPL_DISK_CONSISTENT;
+	rv->disk = v->sv->meta.disk_state == REPL_DISK_OUTDATED ||
+		   v->sv->meta.disk_state == REPL_DISK_INCONSISTENT ? v->sv->meta.disk_state
+								    : REPL_DISK_CONSISTENT;
 	for (unsigned i = 0; i < REPL_MAX_NODES; i++) {
 		rv->peers[i].id = i;
 		if (cfg->members[i].present && i != cfg->local_id)
@@ -1167,7 +1191,13 @@ static int promote_on_reactor(void *arg)
 	log_info("repl", "%s: promoted to primary (%u of %u voters visible%s)", vname(rv),
 		 visible(rv), members, a->force ? ", forced" : "");
 	broadcast_state(rv);
-	publish(rv);
+	for (unsigned i = 0; i < REPL_MAX_NODES; i++) {
+		struct repl_peer *p = &rv->peers[i];
+
+		if (p->live && p->outdated && !p->m->diskless)
+			repl_resync_start(rv, p, p->st.gen_current);
+	}
+	repl_vol_publish(rv);
 	return 0;
 }
 
@@ -1193,7 +1223,7 @@ static int demote_on_reactor(void *arg)
 	set_role(rv, REPL_ROLE_SECONDARY);
 	log_info("repl", "%s: demoted to secondary", vname(rv));
 	broadcast_state(rv);
-	publish(rv);
+	repl_vol_publish(rv);
 	return 0;
 }
 
@@ -1246,12 +1276,17 @@ static void fill_status(struct repl_vol *rv, struct repl_vol_status *st)
 		snprintf(ps->error, sizeof(ps->error), "%s", p->why);
 		ps->pending = p->pending;
 		ps->outdated = p->outdated;
+		ps->syncing = p->syncing;
+		ps->out_of_sync = p->bm ? repl_bitmap_count(p->bm) * repl_bitmap_grain(p->bm) : 0;
+		ps->resync_total = p->syncing ? p->sync_total : p->sync_last_total;
+		ps->resync_done = p->syncing ? p->sync_done : p->sync_last_done;
+		ps->resync_ns = p->syncing ? now_ns() - p->sync_started_ns : p->sync_last_ns;
 		ps->bytes_out = p->bytes_out + (p->conn ? p->conn->bytes_out : 0);
 		ps->bytes_in = p->bytes_in + (p->conn ? p->conn->bytes_in : 0);
 	}
 }
 
-static void publish(struct repl_vol *rv)
+void repl_vol_publish(struct repl_vol *rv)
 {
 	struct repl_vol_status *st = malloc(sizeof(*st));
 

@@ -42,6 +42,9 @@ struct repl_peer_status {
 	char error[200];           /* why the last connection ended / was refused */
 	uint64_t pending;          /* requests waiting for its ack */
 	bool outdated;             /* known to miss writes: needs a resync */
+	bool syncing;              /* we are resyncing it now */
+	uint64_t out_of_sync;      /* bytes its dirty bitmap covers */
+	uint64_t resync_total, resync_done, resync_ns; /* this or the last resync */
 	uint64_t bytes_out, bytes_in;
 };
 

@@ -143,3 +143,8 @@ checker_verify() {
 		fail "verify through $1: $(tail -c 1500 <<<"$out")"
 	log "verify through $1: $(tail -n 1 <<<"$out")"
 }
+
+# up_to_date AZ: az's replica says it has every acknowledged write
+up_to_date() { [ "$(vfield "$1" 'v["replication"]["disk_state"]')" = up-to-date ]; }
+# peer_field AZ ID KEY: a field of az's view of member ID
+peer_field() { vfield "$1" "[p['$3'] for p in v['replication']['peers'] if p['id']==$2][0]"; }

@@ -126,6 +126,8 @@ static int sample(unsigned i, struct repl_msg *m)
 		m->u.error.reason = REPL_REASON_AUTH_FAILED;
 		memset(m->u.error.text, 'x', REPL_MAX_ERROR_TEXT);
 		return 0;
+	case 28: m->type = REPL_MSG_RESYNC_START; m->u.value = 1ull << 30; return 0;
+	case 29: m->type = REPL_MSG_RESYNC_DONE; m->u.value = 65536; return 0;
 	case 27:
 		m->type = REPL_MSG_HELLO;
 		memset(m->u.hello.volume_uuid, 0x42, 16);
@@ -135,7 +137,7 @@ static int sample(unsigned i, struct repl_msg *m)
 	default: return -1;
 	}
 }
-#define NSAMPLES 28
+#define NSAMPLES 30
 
 static void assert_same_msg(const struct repl_msg *a, const struct repl_msg *b)
 {

@@ -1,0 +1,132 @@
+/* Internals of the replication layer shared by repl_volume.c (links,
+ * write path, roles) and repl_resync.c (the resync source). Everything
+ * here belongs to the volume's reactor. */
+#ifndef URBD_REPL_VOLUME_PRIV_H
+#define URBD_REPL_VOLUME_PRIV_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "repl_bitmap.h"
+#include "repl_config.h"
+#include "repl_conn.h"
+#include "repl_proto.h"
+#include "repl_volume.h"
+#include "store.h"
+#include "volume.h"
+
+#define HASH_BUCKETS   1024
+
+struct repl_req {
+	struct vol_io sub;          /* the local part */
+	struct vol_io *parent;
+	struct repl_vol *rv;
+	uint64_t id;
+	uint32_t wait;              /* peers whose ack is due */
+	uint16_t frames[REPL_MAX_NODES]; /* per peer: acks still due (1 MiB frames) */
+	uint32_t acked;             /* peers that acked OK */
+	bool local_done, parent_done;
+	int local_res;
+	void *own_buf;              /* ack=majority: the data, kept for laggards */
+	struct repl_req *hnext;
+	struct repl_req *prev, *next;
+};
+
+struct repl_peer {
+	uint32_t id;
+	const struct repl_member *m;
+	struct repl_conn *conn;     /* handshaking or live; NULL: standalone */
+	bool live;                  /* conn passed the STATE exchange */
+	bool outdated;              /* misses writes: no WRITEs until it resyncs */
+	bool split_brain;
+	struct repl_state st;       /* its last STATE */
+	uint64_t next_connect_ns;
+	unsigned backoff_ms;
+	char why[200];
+	uint64_t pending;
+	unsigned sec_inflight;      /* we are its secondary: its requests in flight */
+	uint64_t bytes_out, bytes_in;
+
+	/* what it misses (repl_resync.c): one bit per grain, set for every
+	 * write-like request that completed locally without its ack */
+	struct repl_dirty_bitmap *bm;
+	uint64_t bm_base;           /* our generation when it left in sync */
+	bool bm_complete;           /* bm holds everything it misses since bm_base */
+	bool syncing;               /* we are its resync source now */
+	uint64_t sync_cursor, sync_total, sync_done, sync_started_ns;
+	uint64_t sync_last_total, sync_last_done, sync_last_ns; /* the last finished one */
+	unsigned sync_inflight;
+};
+
+struct repl_vol {
+	struct vol_backend b;       /* b.next: the local store */
+	struct volume *v;
+	struct repl_config cfg;
+	const struct repl_secret *secret;
+	struct repl_peer peers[REPL_MAX_NODES];
+	enum repl_role role;
+	enum repl_disk_state disk;
+	int primary_flag;           /* atomic mirror of role for other threads */
+	uint64_t next_id;
+	struct repl_req *hash[HASH_BUCKETS];
+	struct repl_req *inflight;  /* list, for overlap checks */
+	struct vol_io *blocked, **blocked_tail;     /* waiting for an overlap */
+	struct vol_io *suspended, **suspended_tail; /* waiting for quorum */
+	struct reactor_timer timer;
+	bool timer_pending, stopping, had_quorum;
+	bool need_rotate;           /* a current member left while we were primary */
+	unsigned conns;             /* connections not yet freed */
+	uint64_t writes_replicated, nsuspended;
+	struct repl_sync_req *syncs;  /* resync reads/sends in flight, all peers */
+	uint64_t sync_next_id;
+	uint64_t resync_rate;       /* bytes/s, 0: unlimited */
+	int64_t resync_tokens;
+	/* what the control plane reads: published by the reactor on every
+	 * change and every timer tick, so no control call ever waits for the
+	 * reactor while holding the volume manager's lock */
+	pthread_mutex_t status_lock;
+	struct repl_vol_status status;
+};
+
+
+
+
+struct repl_sync_req;
+
+static inline const char *vname(const struct repl_vol *rv) { return rv->v->name; }
+
+static inline bool is_write_like(enum vol_op op)
+{
+	return op == VOL_WRITE || op == VOL_TRIM || op == VOL_WRITE_ZEROES;
+}
+
+static inline bool overlaps(uint64_t a, uint64_t al, uint64_t b, uint64_t bl)
+{
+	return a < b + bl && b < a + al;
+}
+
+/* repl_volume.c */
+void repl_vol_publish(struct repl_vol *rv);
+bool repl_vol_writes_overlap(struct repl_vol *rv, uint64_t off, uint64_t len);
+void repl_vol_pump_blocked(struct repl_vol *rv);
+
+/* repl_resync.c: the source side */
+/* a resync of p (live, behind us, we are primary): from p->bm when it is
+ * complete since the generation p still has, else everything */
+void repl_resync_start(struct repl_vol *rv, struct repl_peer *p, uint64_t peer_gen);
+/* RESYNC_ACK from p */
+int repl_resync_on_ack(struct repl_vol *rv, struct repl_peer *p, const struct repl_msg *m,
+		       char *why, size_t whylen);
+/* stop being p's source (p gone, or we are no longer primary) */
+void repl_resync_stop(struct repl_vol *rv, struct repl_peer *p, bool peer_gone);
+/* more work when tokens or an overlap freed up */
+void repl_resync_pump_all(struct repl_vol *rv);
+void repl_resync_tick(struct repl_vol *rv, unsigned ms);
+/* a resync read/send of an overlapping range is in flight */
+bool repl_resync_overlaps(struct repl_vol *rv, uint64_t off, uint64_t len);
+/* a write-like request done locally: mark it for every peer that did not ack */
+void repl_resync_mark(struct repl_vol *rv, uint64_t off, uint64_t len, uint32_t acked);
+void repl_resync_free(struct repl_vol *rv);
+
+#endif
