@@ -162,6 +162,9 @@ struct json_object *ctl_json_volume(const Urbd__V1__Volume *v)
 		add_str(ro, "on_no_quorum", r->on_no_quorum);
 		add_str(ro, "generation", r->generation);
 		add_u64(ro, "writes_replicated", r->writes_replicated);
+		json_object_object_add(ro, "discard_my_data",
+				       json_object_new_boolean(r->discard_my_data));
+		json_object_object_add(ro, "forced", json_object_new_boolean(r->forced));
 		for (size_t i = 0; i < r->n_peers; i++) {
 			const Urbd__V1__Peer *p = r->peers[i];
 			struct json_object *po = json_object_new_object();

@@ -103,6 +103,10 @@ static void print_volume(const Urbd__V1__Volume *v)
 		printf("Policy:        ack=%s on-no-quorum=%s\n", r->ack, r->on_no_quorum);
 		printf("Generation:    %s\n", r->generation);
 		printf("Replicated:    %" PRIu64 " writes\n", r->writes_replicated);
+		if (r->forced)
+			printf("Forced:        promoted with --force; no peer seen since\n");
+		if (r->discard_my_data)
+			printf("Discarding:    this replica's data, at the next split-brain peer\n");
 		ctl_table_init(&pt, 10, "  PEER", "NODE", "ADDRESS", "CONNECTION", "ROLE", "DISK",
 			       "PENDING", "OUT-OF-SYNC", "RESYNC", "LAST ERROR");
 		for (size_t i = 0; i < r->n_peers; i++) {
@@ -350,6 +354,29 @@ static int volume_role(struct ctl *c, int argc, char **argv, bool promote)
 	return ret;
 }
 
+static int volume_discard(struct ctl *c, int argc, char **argv)
+{
+	Urbd__V1__DiscardMyDataRequest req = URBD__V1__DISCARD_MY_DATA_REQUEST__INIT;
+	Urbd__V1__DiscardMyDataResponse *resp;
+	int ret;
+
+	if ((ret = need_args(argc, 1, "volume discard-my-data NAME")))
+		return ret;
+	req.name = argv[0];
+	ret = ctl_call(c, METHOD("DiscardMyData"), &req.base,
+		       &urbd__v1__discard_my_data_response__descriptor,
+		       (ProtobufCMessage **)&resp);
+	if (ret)
+		return ret;
+	if (c->json && resp->volume)
+		ret = ctl_json_print(ctl_json_volume(resp->volume));
+	else if (!c->json)
+		printf("volume %s: this replica's data will be discarded and resynced from "
+		       "the peer it is split from\n", req.name);
+	protobuf_c_message_free_unpacked(&resp->base, NULL);
+	return ret;
+}
+
 static int volume_promote(struct ctl *c, int argc, char **argv)
 {
 	return volume_role(c, argc, argv, true);
@@ -370,7 +397,7 @@ int ctl_cmd_volume(struct ctl *c, int argc, char **argv)
 		{ "ls", volume_list }, { "status", volume_status },
 		{ "resize", volume_resize }, { "delete", volume_delete },
 		{ "rm", volume_delete }, { "promote", volume_promote },
-		{ "demote", volume_demote },
+		{ "demote", volume_demote }, { "discard-my-data", volume_discard },
 	};
 
 	if (argc < 1)

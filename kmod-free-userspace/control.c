@@ -111,6 +111,8 @@ static Urbd__V1__Replication *replication_pb(const struct repl_vol_status *st)
 	r->voters = st->voters;
 	r->visible = st->visible;
 	r->writes_replicated = st->writes_replicated;
+	r->discard_my_data = st->discard_my_data;
+	r->forced = st->forced;
 	snprintf(gen, sizeof(gen), "%016llx", (unsigned long long)st->gen_current);
 	if (set_str(&r->role, st->role) || set_str(&r->disk_state, st->disk) ||
 	    set_str(&r->ack, st->ack) || set_str(&r->on_no_quorum, st->on_no_quorum) ||
@@ -516,6 +518,28 @@ static grpc_status_code demote_volume(void *ctx, const ProtobufCMessage *req,
 	return get_volume_pb(s->m, r->name, &out->volume, err, errlen);
 }
 
+static grpc_status_code discard_my_data(void *ctx, const ProtobufCMessage *req,
+					 ProtobufCMessage **resp, char *err, size_t errlen)
+{
+	const Urbd__V1__DiscardMyDataRequest *r = (const void *)req;
+	struct control_server *s = ctx;
+	Urbd__V1__DiscardMyDataResponse *out;
+	char why[256] = "";
+	int ret;
+
+	if (!check_name(r->name, err, errlen))
+		return GRPC_STATUS_INVALID_ARGUMENT;
+	ret = volmgr_discard_my_data(s->m, r->name, why, sizeof(why));
+	if (ret)
+		return ret == -ENOENT ? volmgr_failed(ret, why, err, errlen)
+				      : role_failed(ret, why, err, errlen);
+	if (!(out = malloc(sizeof(*out))))
+		return no_memory(err, errlen);
+	urbd__v1__discard_my_data_response__init(out);
+	*resp = &out->base;
+	return get_volume_pb(s->m, r->name, &out->volume, err, errlen);
+}
+
 /* ---- server --------------------------------------------------------- */
 
 #define METHOD(name, req, fn) \
@@ -531,6 +555,7 @@ static const struct rpc_method control_methods[] = {
 	METHOD("ListExports", list_exports_request, list_exports),
 	METHOD("PromoteVolume", promote_volume_request, promote_volume),
 	METHOD("DemoteVolume", demote_volume_request, demote_volume),
+	METHOD("DiscardMyData", discard_my_data_request, discard_my_data),
 };
 
 int control_start(struct volmgr *m, const struct control_config *cfg,

@@ -432,6 +432,19 @@ int volmgr_demote(struct volmgr *m, const char *name, char *err, size_t errlen)
 	return ret;
 }
 
+int volmgr_discard_my_data(struct volmgr *m, const char *name, char *err, size_t errlen)
+{
+	struct vm_entry *e;
+	int ret;
+
+	pthread_mutex_lock(&m->lock);
+	e = find_replicated(m, name, &ret, err, errlen);
+	if (e)
+		ret = repl_vol_discard_sync(e->rv, err, errlen);
+	pthread_mutex_unlock(&m->lock);
+	return ret;
+}
+
 struct adopt_arg {
 	struct repl_vol *rv;
 	int fd;

@@ -77,6 +77,7 @@ int volmgr_create_replicated(struct volmgr *m, const char *name, uint64_t size,
 /* role changes (replicated volumes; -EINVAL for the others) */
 int volmgr_promote(struct volmgr *m, const char *name, bool force, char *err, size_t errlen);
 int volmgr_demote(struct volmgr *m, const char *name, char *err, size_t errlen);
+int volmgr_discard_my_data(struct volmgr *m, const char *name, char *err, size_t errlen);
 /* force: disconnect frontend clients first instead of failing with -EBUSY */
 int volmgr_delete(struct volmgr *m, const char *name, bool force,
 		  char *err, size_t errlen);

@@ -210,7 +210,9 @@ enum repl_disk_state {
 };
 
 #define REPL_STATE_F_CRASHED_PRIMARY (1u << 0) /* was primary and did not demote cleanly */
-#define REPL_STATE_F_KNOWN           0x1u
+#define REPL_STATE_F_DISCARD_MY_DATA (1u << 1) /* the operator chose this side's data to lose
+						* in a split brain: take it as behind */
+#define REPL_STATE_F_KNOWN           0x3u
 
 struct repl_wire_state {
 	uint8_t role;             /* enum repl_role */

@@ -83,7 +83,7 @@ static unsigned visible(const struct repl_vol *rv)
 
 static bool have_quorum(const struct repl_vol *rv)
 {
-	return visible(rv) >= repl_config_majority(&rv->cfg);
+	return rv->force_quorum || visible(rv) >= repl_config_majority(&rv->cfg);
 }
 
 
@@ -119,6 +119,8 @@ static void fill_state(void *ctx, struct repl_conn *c, struct repl_state *s)
 	s->gen_history[0] = m->gen.history[0];
 	s->gen_history[1] = m->gen.history[1];
 	s->node_id = rv->cfg.local_id;
+	if (rv->discard_my_data)
+		s->flags |= REPL_STATE_F_DISCARD_MY_DATA;
 }
 
 static void broadcast_state(struct repl_vol *rv)
@@ -182,7 +184,8 @@ static int rotate(struct repl_vol *rv, const char *why)
 
 static void set_disk(struct repl_vol *rv, enum repl_disk_state ds, const char *why)
 {
-	if (rv->disk == ds)
+	/* a resync target stays inconsistent until its RESYNC_DONE */
+	if (rv->disk == ds || (rv->disk == REPL_DISK_INCONSISTENT && ds == REPL_DISK_OUTDATED))
 		return;
 	log_info("repl", "%s: disk %s -> %s (%s)", vname(rv), repl_disk_state_name(rv->disk),
 		 repl_disk_state_name(ds), why);
@@ -761,6 +764,36 @@ static uint32_t on_state(void *ctx, struct repl_conn *c, const struct repl_state
 		return REPL_REASON_SIZE_MISMATCH;
 	}
 	cmp = repl_gen_compare(&rv->v->sv->meta.gen, &pg);
+	if (cmp == REPL_GEN_SPLIT_BRAIN || cmp == REPL_GEN_UNRELATED) {
+		/* the operator's choice, on either side, settles it: that side
+		 * is behind and gets a full resync (its own changes are lost) */
+		if (rv->discard_my_data && rv->role != REPL_ROLE_PRIMARY) {
+			log_warn("repl", "%s: %s with peer %u (%s): discarding our data as the "
+				 "operator asked", vname(rv), repl_gen_cmp_name(cmp), p->id,
+				 p->m->node);
+			set_disk(rv, REPL_DISK_OUTDATED, "discarding our data");
+			cmp = REPL_GEN_PEER_NEWER;
+		} else if ((s->flags & REPL_STATE_F_DISCARD_MY_DATA) &&
+			   s->role != REPL_ROLE_PRIMARY) {
+			log_warn("repl", "%s: %s with peer %u (%s): it discards its data as its "
+				 "operator asked", vname(rv), repl_gen_cmp_name(cmp), p->id,
+				 p->m->node);
+			p->outdated = true;
+			p->bm_complete = false;
+			cmp = REPL_GEN_LOCAL_NEWER;
+		}
+	}
+	if (cmp == REPL_GEN_SPLIT_BRAIN || cmp == REPL_GEN_UNRELATED) {
+		snprintf(why, whylen, "%s: ours %016llx, the peer's %016llx; an operator must "
+			 "choose which side's data to discard",
+			 cmp == REPL_GEN_SPLIT_BRAIN ? "split brain" : "unrelated data",
+			 (unsigned long long)rv->v->sv->meta.gen.current,
+			 (unsigned long long)pg.current);
+		snprintf(p->why, sizeof(p->why), "%s", why);
+		p->split_brain = cmp == REPL_GEN_SPLIT_BRAIN;
+		log_err("repl", "%s: peer %u (%s): %s", vname(rv), p->id, p->m->node, why);
+		return REPL_REASON_SPLIT_BRAIN;
+	}
 	if (s->role == REPL_ROLE_PRIMARY && rv->role == REPL_ROLE_PRIMARY) {
 		if (cmp == REPL_GEN_PEER_NEWER) {
 			/* we lost quorum and someone else took over: step down */
@@ -776,20 +809,11 @@ static uint32_t on_state(void *ctx, struct repl_conn *c, const struct repl_state
 		}
 		/* LOCAL_NEWER: the peer steps down when it sees our STATE */
 	}
-	if (cmp == REPL_GEN_SPLIT_BRAIN || cmp == REPL_GEN_UNRELATED) {
-		snprintf(why, whylen, "%s: ours %016llx, the peer's %016llx; an operator must "
-			 "choose which side's data to discard",
-			 cmp == REPL_GEN_SPLIT_BRAIN ? "split brain" : "unrelated data",
-			 (unsigned long long)rv->v->sv->meta.gen.current,
-			 (unsigned long long)pg.current);
-		snprintf(p->why, sizeof(p->why), "%s", why);
-		p->split_brain = cmp == REPL_GEN_SPLIT_BRAIN;
-		log_err("repl", "%s: peer %u (%s): %s", vname(rv), p->id, p->m->node, why);
-		return REPL_REASON_SPLIT_BRAIN;
-	}
 	p->live = true;
-	p->outdated = false;
+	p->outdated = cmp == REPL_GEN_LOCAL_NEWER; /* set again below from the generations */
 	p->split_brain = false;
+	/* a peer is back: a forced promotion's "alone" ends here */
+	rv->force_quorum = false;
 	p->why[0] = '\0';
 	p->backoff_ms = 0;
 	log_info("repl", "%s: peer %u (%s) connected: %s, %s, generations %s", vname(rv),
@@ -845,6 +869,7 @@ static int resync_target(struct repl_vol *rv, struct repl_peer *p, const struct 
 	log_info("repl", "%s: resync from peer %u (%s) done: %llu bytes; generation %016llx",
 		 vname(rv), p->id, p->m->node, (unsigned long long)m->u.value,
 		 (unsigned long long)g.current);
+	rv->discard_my_data = false;
 	set_disk(rv, REPL_DISK_UP_TO_DATE, "resync done");
 	return 0;
 }
@@ -1157,7 +1182,7 @@ static int promote_on_reactor(void *arg)
 	struct repl_vol *rv = a->rv;
 	unsigned members = repl_config_members(&rv->cfg);
 
-	if (rv->role == REPL_ROLE_PRIMARY)
+	if (rv->role == REPL_ROLE_PRIMARY && !(a->force && !have_quorum(rv)))
 		return 0;
 	if (rv->disk == REPL_DISK_OUTDATED || rv->disk == REPL_DISK_INCONSISTENT) {
 		snprintf(a->err, a->errlen, "volume %s is %s here: it misses writes and "
@@ -1176,6 +1201,14 @@ static int promote_on_reactor(void *arg)
 			 "visible, %u needed)", vname(rv), visible(rv), members,
 			 repl_config_majority(&rv->cfg));
 		return -EAGAIN;
+	}
+	if (!have_quorum(rv)) {
+		/* the operator says the others are gone for good: write alone
+		 * until a peer connects again (risking a split brain) */
+		log_warn("repl", "%s: forced: primary without quorum (%u of %u voters)",
+			 vname(rv), visible(rv), members);
+		rv->force_quorum = true;
+		rv->had_quorum = true;
 	}
 	/* the role first: the STATE the rotation broadcasts says "primary",
 	 * which is what lets connected peers follow the new generation */
@@ -1227,6 +1260,33 @@ static int demote_on_reactor(void *arg)
 	return 0;
 }
 
+static int discard_on_reactor(void *arg)
+{
+	struct ctl_arg *a = arg;
+	struct repl_vol *rv = a->rv;
+
+	if (rv->role == REPL_ROLE_PRIMARY) {
+		snprintf(a->err, a->errlen, "volume %s is primary here: demote it before "
+			 "discarding its data", vname(rv));
+		return -EBUSY;
+	}
+	if (!rv->discard_my_data)
+		log_warn("repl", "%s: the operator discards this replica's data: the next "
+			 "peer it meets in a split brain resyncs it completely", vname(rv));
+	rv->discard_my_data = true;
+	/* what this replica holds is no longer anybody's truth */
+	set_disk(rv, REPL_DISK_OUTDATED, "the operator discards its data");
+	repl_vol_publish(rv);
+	return 0;
+}
+
+int repl_vol_discard_sync(struct repl_vol *rv, char *err, size_t errlen)
+{
+	struct ctl_arg a = { .rv = rv, .err = err, .errlen = errlen };
+
+	return reactor_call(rv->b.r, discard_on_reactor, &a);
+}
+
 int repl_vol_demote_sync(struct repl_vol *rv, char *err, size_t errlen)
 {
 	struct ctl_arg a = { .rv = rv, .err = err, .errlen = errlen };
@@ -1254,6 +1314,8 @@ static void fill_status(struct repl_vol *rv, struct repl_vol_status *st)
 	st->gen_current = rv->v->sv->meta.gen.current;
 	st->gen_bitmap = rv->v->sv->meta.gen.bitmap;
 	st->writes_replicated = rv->writes_replicated;
+	st->discard_my_data = rv->discard_my_data;
+	st->forced = rv->force_quorum;
 	for (unsigned i = 0; i < REPL_MAX_NODES; i++) {
 		const struct repl_peer *p = &rv->peers[i];
 		struct repl_peer_status *ps;

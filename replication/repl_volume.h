@@ -58,6 +58,8 @@ struct repl_vol_status {
 	unsigned npeers;
 	struct repl_peer_status peers[REPL_MAX_NODES];
 	uint64_t writes_replicated, suspended;
+	bool discard_my_data;      /* waiting to be resynced over a split brain */
+	bool forced;               /* promoted with --force, no peer since */
 };
 
 /* Control plane (blocking; from any thread but the volume's reactor).
@@ -68,6 +70,10 @@ struct repl_vol_status {
 int repl_vol_promote_sync(struct repl_vol *rv, bool force, char *err, size_t errlen);
 int repl_vol_demote_sync(struct repl_vol *rv, char *err, size_t errlen);
 void repl_vol_status_sync(struct repl_vol *rv, struct repl_vol_status *st);
+/* split-brain resolution on the side whose changes are given up: it takes
+ * the next split-brain peer as newer and gets a full resync from it.
+ * -EBUSY while primary. */
+int repl_vol_discard_sync(struct repl_vol *rv, char *err, size_t errlen);
 /* closes every connection and stops reconnecting; then waits (bounded)
  * until they are gone. The layer itself is freed with the volume. */
 void repl_vol_stop_sync(struct repl_vol *rv);

@@ -76,6 +76,8 @@ struct repl_vol {
 	struct reactor_timer timer;
 	bool timer_pending, stopping, had_quorum;
 	bool need_rotate;           /* a current member left while we were primary */
+	bool discard_my_data;       /* split brain: the operator gave up this side */
+	bool force_quorum;          /* promote --force: write alone until a peer is back */
 	unsigned conns;             /* connections not yet freed */
 	uint64_t writes_replicated, nsuspended;
 	struct repl_sync_req *syncs;  /* resync reads/sends in flight, all peers */

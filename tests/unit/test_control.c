@@ -271,6 +271,15 @@ int volmgr_demote(struct volmgr *m, const char *name, char *err, size_t errlen)
 	return set_role(name, "secondary", err, errlen);
 }
 
+int volmgr_discard_my_data(struct volmgr *m, const char *name, char *err, size_t errlen)
+{
+	int ret = set_role(name, "secondary", err, errlen);
+
+	if (!ret)
+		find(name)->repl.discard_my_data = true;
+	return ret;
+}
+
 /* ---- harness -------------------------------------------------------- */
 
 static char tmpdir[64], sock_path[128];
@@ -742,6 +751,21 @@ static void test_replication_calls(void **state)
 			 GRPC_STATUS_OK);
 	assert_string_equal(dresp->volume->replication->role, "secondary");
 	protobuf_c_message_free_unpacked(&dresp->base, NULL);
+	{
+		Urbd__V1__DiscardMyDataRequest xreq = URBD__V1__DISCARD_MY_DATA_REQUEST__INIT;
+		Urbd__V1__DiscardMyDataResponse *xresp = NULL;
+
+		xreq.name = (char *)"rv";
+		fake.inject = -EBUSY;
+		snprintf(fake.inject_msg, sizeof(fake.inject_msg), "volume rv is primary here");
+		assert_int_equal(CALL("DiscardMyData", &xreq, discard_my_data_response, &xresp),
+				 GRPC_STATUS_FAILED_PRECONDITION);
+		assert_string_equal(err, "volume rv is primary here");
+		assert_int_equal(CALL("DiscardMyData", &xreq, discard_my_data_response, &xresp),
+				 GRPC_STATUS_OK);
+		assert_true(xresp->volume->replication->discard_my_data);
+		protobuf_c_message_free_unpacked(&xresp->base, NULL);
+	}
 }
 
 static void test_urbdctl(void **state)

@@ -266,7 +266,7 @@ static const struct bad_case bad_cases[] = {
 	{ 4, 0, 1, 0, "role" },
 	{ 4, 0, 1, 3, "role" },
 	{ 4, 1, 1, REPL_DISK_END, "disk state" },
-	{ 4, 2, 2, 2, "state flags" },
+	{ 4, 2, 2, 4, "state flags" },
 	{ 4, 4, 4, 65535, "grain" },
 	{ 4, 4, 4, 2048, "grain" },
 	{ 4, 1, 1, REPL_DISK_DISKLESS, "grain" },        /* diskless with a grain */
