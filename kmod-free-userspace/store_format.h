@@ -63,6 +63,8 @@
 
 /* superblock flags */
 #define STORE_SB_F_CLEAN        (1u << 0) /* shut down cleanly */
+#define STORE_SB_F_UNCONFIRMED  (1u << 1) /* replication: lost its primary uncleanly,
+					   * needs a full resync from the next one */
 
 /* generation identifiers, filled in by replication (DRBD-style UUIDs) */
 struct store_generations {

@@ -423,6 +423,7 @@ static int on_frame(struct repl_conn *c, const struct repl_msg *m)
 				repl_reason_name(m->u.error.reason), m->u.error.text);
 		return -EPIPE;
 	case REPL_MSG_DISCONNECT:
+		c->goodbye = true;
 		repl_conn_close(c, REPL_REASON_NONE, "peer disconnected: %s",
 				repl_reason_name(m->u.error.reason));
 		return -EPIPE;

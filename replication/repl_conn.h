@@ -99,6 +99,7 @@ struct repl_conn {
 	uint32_t close_reason;
 	char close_why[200];
 	bool notified;
+	bool goodbye;                /* the peer sent DISCONNECT: an orderly end */
 	uint64_t bytes_in, bytes_out, frames_in, frames_out;
 };
 

@@ -215,6 +215,8 @@ static int validate(const struct repl_msg *m, const char **why)
 			BAD("bitmap grain not a power of two >= 4096 (0 when diskless)");
 		if (!is_aligned(s->size, REPL_SECTOR))
 			BAD("volume size not a multiple of 512");
+		if (s->following > REPL_MAX_NODES)
+			BAD("followed primary id out of range");
 		return 0;
 	}
 	case REPL_MSG_BITMAP:
@@ -359,8 +361,6 @@ static int x_state(const uint8_t *p, size_t len, struct repl_msg *m, const char 
 	const struct repl_wire_state *w = (const void *)p;
 	struct repl_state *s = &m->u.state;
 
-	if (!zero(&w->reserved, sizeof(w->reserved)))
-		BAD("reserved field not zero");
 	s->role = w->role;
 	s->disk_state = w->disk_state;
 	s->flags = be16_get(&w->flags);
@@ -372,6 +372,7 @@ static int x_state(const uint8_t *p, size_t len, struct repl_msg *m, const char 
 	s->gen_history[0] = be64_get(&w->gen_history[0]);
 	s->gen_history[1] = be64_get(&w->gen_history[1]);
 	s->node_id = be32_get(&w->node_id);
+	s->following = be32_get(&w->following);
 	return 0;
 }
 
@@ -391,6 +392,7 @@ static void e_state(const struct repl_msg *m, uint8_t *p)
 	be64_set(&w->gen_history[0], s->gen_history[0]);
 	be64_set(&w->gen_history[1], s->gen_history[1]);
 	be32_set(&w->node_id, s->node_id);
+	be32_set(&w->following, s->following);
 }
 
 static int x_bitmap(const uint8_t *p, size_t len, struct repl_msg *m, const char **why)

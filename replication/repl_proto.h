@@ -212,7 +212,9 @@ enum repl_disk_state {
 #define REPL_STATE_F_CRASHED_PRIMARY (1u << 0) /* was primary and did not demote cleanly */
 #define REPL_STATE_F_DISCARD_MY_DATA (1u << 1) /* the operator chose this side's data to lose
 						* in a split brain: take it as behind */
-#define REPL_STATE_F_KNOWN           0x3u
+#define REPL_STATE_F_UNCONFIRMED     (1u << 2) /* lost its primary uncleanly: may hold
+						* writes the others lack (or vice versa) */
+#define REPL_STATE_F_KNOWN           0x7u
 
 struct repl_wire_state {
 	uint8_t role;             /* enum repl_role */
@@ -225,7 +227,9 @@ struct repl_wire_state {
 	struct be64 gen_bitmap;
 	struct be64 gen_history[2];
 	struct be32 node_id;      /* sender's slot in the replica set */
-	struct be32 reserved;
+	struct be32 following;    /* member id + 1 of the primary the sender is
+				   * connected to, 0 for none: a candidate must not
+				   * be promoted while a peer still follows another */
 };
 _Static_assert(sizeof(struct repl_wire_state) == 72, "state");
 
@@ -353,6 +357,7 @@ struct repl_state {
 	uint8_t volume_uuid[16];
 	uint64_t gen_current, gen_bitmap, gen_history[2];
 	uint32_t node_id;
+	uint32_t following;   /* 0, or primary's member id + 1 */
 };
 
 struct repl_io {              /* WRITE, RESYNC_DATA, TRIM, WRITE_ZEROES, READ_REQ */

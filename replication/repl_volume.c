@@ -103,6 +103,20 @@ bool repl_vol_is_primary(const struct repl_vol *rv)
 	return __atomic_load_n(&rv->primary_flag, __ATOMIC_ACQUIRE);
 }
 
+static bool unconfirmed(const struct repl_vol *rv)
+{
+	return rv->v->sv->meta.flags & STORE_SB_F_UNCONFIRMED;
+}
+
+/* the primary we replicate from, as STATE's `following` */
+static uint32_t following_of(const struct repl_vol *rv)
+{
+	for (unsigned i = 0; i < REPL_MAX_NODES; i++)
+		if (rv->peers[i].live && rv->peers[i].st.role == REPL_ROLE_PRIMARY)
+			return i + 1;
+	return 0;
+}
+
 static void fill_state(void *ctx, struct repl_conn *c, struct repl_state *s)
 {
 	struct repl_vol *rv = ctx;
@@ -119,6 +133,9 @@ static void fill_state(void *ctx, struct repl_conn *c, struct repl_state *s)
 	s->gen_history[0] = m->gen.history[0];
 	s->gen_history[1] = m->gen.history[1];
 	s->node_id = rv->cfg.local_id;
+	s->following = following_of(rv);
+	if (unconfirmed(rv))
+		s->flags |= REPL_STATE_F_UNCONFIRMED;
 	if (rv->discard_my_data)
 		s->flags |= REPL_STATE_F_DISCARD_MY_DATA;
 }
@@ -162,6 +179,24 @@ static uint64_t fresh_gen(void)
 	if (!g)
 		g = now_ns();
 	return g | 1;
+}
+
+/* A secondary that lost its primary uncleanly may hold writes that were
+ * never acknowledged (it applied them, others did not) or, in other
+ * orders, lack some the new primary has: the next primary resyncs it
+ * completely. Persisted: a restart must not forget it. */
+static void set_unconfirmed(struct repl_vol *rv, bool on, const char *why)
+{
+	struct store_meta m = rv->v->sv->meta;
+
+	if (unconfirmed(rv) == on)
+		return;
+	m.flags = on ? (m.flags | STORE_SB_F_UNCONFIRMED) : (m.flags & ~STORE_SB_F_UNCONFIRMED);
+	if (store_write_meta(rv->v->sv, &m))
+		return;
+	log_info("repl", "%s: %s (%s)", vname(rv), on ? "unconfirmed: the next primary "
+		 "resyncs this replica completely" : "confirmed again", why);
+	broadcast_state(rv);
 }
 
 /* a new current generation: from now on, members that are not live miss
@@ -315,10 +350,14 @@ static void req_free(struct repl_req *q)
 	repl_resync_pump_all(rv);
 }
 
+static int start_barrier(struct repl_vol *rv);
+
 static void req_check(struct repl_req *q)
 {
 	struct repl_vol *rv = q->rv;
 
+	if (q->held)
+		return; /* barrier_done completes it */
 	if (!q->parent_done && q->local_done) {
 		bool enough = q->wait == 0;
 
@@ -337,13 +376,23 @@ static void req_check(struct repl_req *q)
 				res = -EIO;
 			}
 			/* The generations must say "a member misses writes" before the
-			 * first write it misses is acknowledged, and not earlier: a
-			 * primary that loses its last peers right after a first one
-			 * acknowledges nothing, and must stay comparable (behind, not
-			 * split) to whoever is promoted instead. */
-			if (res == 0 && rv->need_rotate && is_write_like(q->sub.op) &&
-			    rotate(rv, "writing without every member") < 0)
-				res = -EIO;
+			 * first write it misses is acknowledged, and not earlier (a
+			 * primary that loses its last peers one after the other then
+			 * acknowledges nothing and stays comparable, behind rather than
+			 * split, to whoever is promoted instead). And the peers that
+			 * count for this write's quorum must hold the new generation
+			 * first: the write waits for the barrier. */
+			if (res == 0 && is_write_like(q->sub.op) &&
+			    (rv->need_rotate || rv->barrier_pending)) {
+				if (!rv->barrier_pending && start_barrier(rv) < 0) {
+					res = -EIO;
+				} else if (rv->barrier_pending) {
+					q->held = true;
+					q->held_next = rv->held;
+					rv->held = q;
+					return;
+				}
+			}
 			if (res == 0 && q->wait == 0 && q->acked)
 				rv->writes_replicated++;
 			q->parent_done = true;
@@ -352,6 +401,82 @@ static void req_check(struct repl_req *q)
 	}
 	if (q->parent_done && q->wait == 0)
 		req_free(q);
+}
+
+/* The barrier is settled: the held writes complete, successfully only if
+ * we and the peers that confirmed the new generation are a quorum. If
+ * not, nothing was acknowledged under it: go back to the old generation,
+ * so this member compares as behind, not split, with the others. */
+static void barrier_done(struct repl_vol *rv)
+{
+	bool ok = 1u + (unsigned)__builtin_popcount(rv->barrier_acked) >=
+		  repl_config_majority(&rv->cfg) || rv->force_quorum;
+	struct repl_req *q = rv->held;
+
+	rv->barrier_pending = false;
+	rv->held = NULL;
+	if (!ok) {
+		log_warn("repl", "%s: new generation not confirmed by a quorum: writes fail, "
+			 "back to generation %016llx", vname(rv),
+			 (unsigned long long)rv->barrier_prev.current);
+		save_meta(rv, &rv->barrier_prev, rv->v->sv->meta.disk_state);
+		rv->need_rotate = true;
+		broadcast_state(rv);
+	}
+	while (q) {
+		struct repl_req *next = q->held_next;
+
+		if (ok && q->wait == 0 && q->acked)
+			rv->writes_replicated++;
+		q->held = false;
+		q->parent_done = true;
+		q->parent->chain_done(q->parent, ok ? 0 : -EIO);
+		if (q->wait == 0)
+			req_free(q);
+		q = next;
+	}
+	repl_vol_publish(rv);
+}
+
+static int start_barrier(struct repl_vol *rv)
+{
+	struct repl_msg m = { .type = REPL_MSG_FLUSH };
+
+	rv->barrier_prev = rv->v->sv->meta.gen;
+	if (rotate(rv, "writing without every member") < 0)
+		return -EIO;
+	rv->barrier_id = ++rv->next_id;
+	rv->barrier_wait = rv->barrier_acked = 0;
+	m.u.value = rv->barrier_id;
+	/* the STATE just broadcast precedes this FLUSH on each stream: its
+	 * FLUSH_ACK says the peer persisted the new generation */
+	for (unsigned i = 0; i < REPL_MAX_NODES; i++) {
+		struct repl_peer *p = &rv->peers[i];
+
+		if (!p->live || p->outdated || p->m->diskless)
+			continue;
+		if (repl_conn_send(p->conn, &m) == 0)
+			rv->barrier_wait |= 1u << i;
+	}
+	rv->barrier_pending = true;
+	if (!rv->barrier_wait) {
+		/* nobody to confirm: settled now, and the caller's write (not
+		 * held yet) gets the verdict from the return value */
+		bool ok = 1u >= repl_config_majority(&rv->cfg) || rv->force_quorum;
+
+		barrier_done(rv);
+		return ok ? 0 : -EIO;
+	}
+	return 0;
+}
+
+static void barrier_peer_gone(struct repl_vol *rv, uint32_t id)
+{
+	if (!rv->barrier_pending || !(rv->barrier_wait & (1u << id)))
+		return;
+	rv->barrier_wait &= ~(1u << id);
+	if (!rv->barrier_wait)
+		barrier_done(rv);
 }
 
 static void local_done(struct vol_io *sub, int res)
@@ -533,8 +658,17 @@ static void resume_suspended(struct repl_vol *rv)
 static int on_ack(struct repl_vol *rv, struct repl_peer *p, const struct repl_msg *m,
 		  char *why, size_t whylen)
 {
-	struct repl_req *q = req_find(rv, m->u.ack.id);
+	struct repl_req *q;
 	uint32_t bit = 1u << p->id;
+
+	if (m->type == REPL_MSG_FLUSH_ACK && rv->barrier_pending &&
+	    m->u.ack.id == rv->barrier_id && (rv->barrier_wait & bit)) {
+		if (m->u.ack.status == REPL_ST_OK)
+			rv->barrier_acked |= bit;
+		barrier_peer_gone(rv, p->id);
+		return 0;
+	}
+	q = req_find(rv, m->u.ack.id);
 
 	if (!q || !(q->wait & bit)) {
 		snprintf(why, whylen, "%s for id %llu that was not sent to this peer",
@@ -704,6 +838,12 @@ static void peer_state_changed(struct repl_vol *rv, struct repl_peer *p,
 	p->st = *s;
 	if (s->disk_state == REPL_DISK_OUTDATED || s->disk_state == REPL_DISK_INCONSISTENT)
 		p->outdated = true;
+	if (!handshake && (s->flags & REPL_STATE_F_UNCONFIRMED) &&
+	    rv->role == REPL_ROLE_PRIMARY && !p->syncing && !p->m->diskless) {
+		p->outdated = true;
+		p->bm_complete = false;
+		repl_resync_start(rv, p, s->gen_current);
+	}
 	if (rv->disk == REPL_DISK_INCONSISTENT)
 		return; /* a resync target: RESYNC_DONE brings the generations */
 	if (cmp == REPL_GEN_SAME) {
@@ -811,6 +951,10 @@ static uint32_t on_state(void *ctx, struct repl_conn *c, const struct repl_state
 	}
 	p->live = true;
 	p->outdated = cmp == REPL_GEN_LOCAL_NEWER; /* set again below from the generations */
+	if ((s->flags & REPL_STATE_F_UNCONFIRMED) && rv->role == REPL_ROLE_PRIMARY) {
+		p->outdated = true;
+		p->bm_complete = false;
+	}
 	p->split_brain = false;
 	/* a peer is back: a forced promotion's "alone" ends here */
 	rv->force_quorum = false;
@@ -820,6 +964,8 @@ static uint32_t on_state(void *ctx, struct repl_conn *c, const struct repl_state
 		 p->id, p->m->node, repl_role_name(s->role), repl_disk_state_name(s->disk_state),
 		 repl_gen_cmp_name(cmp));
 	peer_state_changed(rv, p, s, true);
+	if (s->role == REPL_ROLE_PRIMARY)
+		broadcast_state(rv); /* we follow it now: promotions check that */
 	if (p->outdated && rv->role == REPL_ROLE_PRIMARY && !p->m->diskless)
 		repl_resync_start(rv, p, s->gen_current);
 	else if (p->outdated)
@@ -860,17 +1006,29 @@ static int resync_target(struct repl_vol *rv, struct repl_peer *p, const struct 
 		return -EBADMSG;
 	}
 	/* every resync write completed (acked); make them durable before the
-	 * generations say this replica is current */
-	if (fdatasync(rv->v->sv->data_fd) < 0 || save_meta(rv, &g, 0)) {
-		log_err("repl", "%s: cannot make the resync durable: staying inconsistent",
-			vname(rv));
-		return 0;
+	 * generations say this replica is current. Generations, disk state
+	 * and the cleared "unconfirmed" go out in one superblock and one
+	 * STATE: a STATE saying "inconsistent" or "unconfirmed" after this
+	 * would make the primary take us as behind again. */
+	{
+		struct store_meta mm = rv->v->sv->meta;
+
+		mm.gen = g;
+		mm.disk_state = 0;
+		mm.flags &= ~STORE_SB_F_UNCONFIRMED;
+		if (fdatasync(rv->v->sv->data_fd) < 0 || store_write_meta(rv->v->sv, &mm)) {
+			log_err("repl", "%s: cannot make the resync durable: staying inconsistent",
+				vname(rv));
+			return 0;
+		}
 	}
 	log_info("repl", "%s: resync from peer %u (%s) done: %llu bytes; generation %016llx",
 		 vname(rv), p->id, p->m->node, (unsigned long long)m->u.value,
 		 (unsigned long long)g.current);
 	rv->discard_my_data = false;
-	set_disk(rv, REPL_DISK_UP_TO_DATE, "resync done");
+	rv->disk = REPL_DISK_UP_TO_DATE;
+	broadcast_state(rv);
+	repl_vol_publish(rv);
 	return 0;
 }
 
@@ -893,7 +1051,14 @@ static int on_msg(void *ctx, struct repl_conn *c, const struct repl_msg *m, char
 			repl_conn_close(c, REPL_REASON_TWO_PRIMARIES, "both sides are primary");
 			return 0;
 		}
-		peer_state_changed(rv, p, &m->u.state, false);
+		{
+			uint32_t before = following_of(rv);
+
+			peer_state_changed(rv, p, &m->u.state, false);
+			/* tell the others whom we follow now: promotions check it */
+			if (following_of(rv) != before)
+				broadcast_state(rv);
+		}
 		return 0;
 	case REPL_MSG_WRITE:
 	case REPL_MSG_FLUSH:
@@ -933,6 +1098,9 @@ static void peer_lost(struct repl_vol *rv, struct repl_peer *p)
 
 	bool was_syncing = p->syncing;
 
+	if (was_live && p->st.role == REPL_ROLE_PRIMARY && rv->role != REPL_ROLE_PRIMARY &&
+	    !rv->stopping && !(p->conn && p->conn->goodbye) && !p->m->diskless)
+		set_unconfirmed(rv, true, "the primary left without a goodbye");
 	p->live = false;
 	if (p->syncing || p->sync_inflight)
 		repl_resync_stop(rv, p, true);
@@ -958,6 +1126,7 @@ static void peer_lost(struct repl_vol *rv, struct repl_peer *p)
 	 * promote someone else. */
 	if (rv->role == REPL_ROLE_PRIMARY && was_current && !rv->stopping)
 		rv->need_rotate = true; /* done by the first write acknowledged without it */
+	barrier_peer_gone(rv, p->id);
 	for (struct repl_req *q = rv->inflight, *next; q; q = next) {
 		next = q->next;
 		if (q->wait & (1u << p->id)) {
@@ -967,6 +1136,8 @@ static void peer_lost(struct repl_vol *rv, struct repl_peer *p)
 			req_check(q);
 		}
 	}
+	if (!rv->stopping)
+		broadcast_state(rv); /* whom we follow may have changed */
 	if (rv->had_quorum && !have_quorum(rv) && !rv->stopping) {
 		rv->had_quorum = false;
 		log_warn("repl", "%s: lost quorum (%u of %u voters visible)%s", vname(rv),
@@ -1190,12 +1361,25 @@ static int promote_on_reactor(void *arg)
 			 repl_disk_state_name(rv->disk));
 		return -ESTALE;
 	}
-	for (unsigned i = 0; i < REPL_MAX_NODES; i++)
-		if (rv->peers[i].live && rv->peers[i].st.role == REPL_ROLE_PRIMARY) {
+	for (unsigned i = 0; i < REPL_MAX_NODES; i++) {
+		const struct repl_peer *p = &rv->peers[i];
+		uint32_t f = p->live ? p->st.following : 0;
+
+		if (p->live && p->st.role == REPL_ROLE_PRIMARY) {
 			snprintf(a->err, a->errlen, "volume %s is primary on %s: demote it there "
-				 "first", vname(rv), rv->peers[i].m->node);
+				 "first", vname(rv), p->m->node);
 			return -EBUSY;
 		}
+		/* a peer we count for quorum still replicates from another
+		 * primary: promoting now would make two generations diverge
+		 * (the old primary may still complete writes with that peer) */
+		if (f && f - 1 != rv->cfg.local_id && f - 1 < REPL_MAX_NODES) {
+			snprintf(a->err, a->errlen, "volume %s: %s still follows the primary on "
+				 "%s; try again once it has lost it", vname(rv), p->m->node,
+				 rv->cfg.members[f - 1].present ? rv->cfg.members[f - 1].node : "?");
+			return -EBUSY;
+		}
+	}
 	if (!have_quorum(rv) && !a->force) {
 		snprintf(a->err, a->errlen, "volume %s: no quorum here (%u of %u voters "
 			 "visible, %u needed)", vname(rv), visible(rv), members,
@@ -1223,6 +1407,23 @@ static int promote_on_reactor(void *arg)
 	rv->had_quorum = have_quorum(rv);
 	log_info("repl", "%s: promoted to primary (%u of %u voters visible%s)", vname(rv),
 		 visible(rv), members, a->force ? ", forced" : "");
+	{
+		/* our data is the truth now; peers that may differ from it in
+		 * unacknowledged writes (ours or theirs) are resynced entirely */
+		bool was_unconfirmed = unconfirmed(rv);
+
+		set_unconfirmed(rv, false, "promoted");
+		for (unsigned i = 0; i < REPL_MAX_NODES; i++) {
+			struct repl_peer *p = &rv->peers[i];
+
+			if (!p->live || p->m->diskless)
+				continue;
+			if (was_unconfirmed || (p->st.flags & REPL_STATE_F_UNCONFIRMED)) {
+				p->outdated = true;
+				p->bm_complete = false;
+			}
+		}
+	}
 	broadcast_state(rv);
 	for (unsigned i = 0; i < REPL_MAX_NODES; i++) {
 		struct repl_peer *p = &rv->peers[i];

@@ -26,11 +26,12 @@ struct repl_req {
 	uint32_t wait;              /* peers whose ack is due */
 	uint16_t frames[REPL_MAX_NODES]; /* per peer: acks still due (1 MiB frames) */
 	uint32_t acked;             /* peers that acked OK */
-	bool local_done, parent_done;
+	bool local_done, parent_done, held;
 	int local_res;
 	void *own_buf;              /* ack=majority: the data, kept for laggards */
 	struct repl_req *hnext;
 	struct repl_req *prev, *next;
+	struct repl_req *held_next;
 };
 
 struct repl_peer {
@@ -78,6 +79,15 @@ struct repl_vol {
 	bool need_rotate;           /* a current member left while we were primary */
 	bool discard_my_data;       /* split brain: the operator gave up this side */
 	bool force_quorum;          /* promote --force: write alone until a peer is back */
+	/* generation barrier: after a rotation, writes complete only once
+	 * enough peers confirmed (FLUSH_ACK after the STATE) that they hold
+	 * the new generation: a write acknowledged without a member is then
+	 * always on a quorum that knows it (repl_volume.c) */
+	bool barrier_pending;
+	uint64_t barrier_id;
+	uint32_t barrier_wait, barrier_acked;
+	struct store_generations barrier_prev;
+	struct repl_req *held;      /* complete, waiting for the barrier */
 	unsigned conns;             /* connections not yet freed */
 	uint64_t writes_replicated, nsuspended;
 	struct repl_sync_req *syncs;  /* resync reads/sends in flight, all peers */

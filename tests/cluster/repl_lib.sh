@@ -148,3 +148,10 @@ checker_verify() {
 up_to_date() { [ "$(vfield "$1" 'v["replication"]["disk_state"]')" = up-to-date ]; }
 # peer_field AZ ID KEY: a field of az's view of member ID
 peer_field() { vfield "$1" "[p['$3'] for p in v['replication']['peers'] if p['id']==$2][0]"; }
+# promote AZ, retrying while the daemon refuses for a transient reason
+# (a peer still follows the old primary until its STATE arrives or its
+# link times out); fails with the last refusal after 10 s
+_promote_once() { ctl "$1" volume promote "$VOL" >/dev/null 2>&1; }
+promote_retry() {
+	wait_until 10 _promote_once "$1" || fail "promote $1: $(ctl "$1" volume promote "$VOL" 2>&1)"
+}

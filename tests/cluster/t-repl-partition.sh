@@ -26,7 +26,9 @@ out=$(in_az a timeout 30 qemu-io -f raw "$(nbd_uri a)" -c 'write -f -P 0x99 20M 
 grep -qiE 'error|fail' <<<"$out" || fail "a acknowledged a write without quorum: $out"
 log "a without quorum refuses writes: $(grep -iE 'error|fail' <<<"$out" | head -1)"
 
-ctl b volume promote "$VOL" >/dev/null || fail "promote b with c's vote"
+# refused while c still follows a (until its link to a times out)
+_promote_b() { ctl b volume promote "$VOL" >/dev/null 2>&1; }
+wait_until 10 _promote_b || fail "promote b: $(ctl b volume promote "$VOL" 2>&1)"
 checker_bg b w1 3 "$(nbd_uri b)"
 checker_wait "$CHK_PID" w1
 

@@ -28,7 +28,9 @@ ctl a volume promote "$VOL" --force >/dev/null || fail "forced promote on a"
 out=$(in_az a timeout 30 qemu-io -f raw "$(nbd_uri a)" -c 'write -f -P 0xee 40M 1M' 2>&1) ||
 	fail "forced a could not write: $out"
 grep -qiE 'error|fail' <<<"$out" && fail "forced a could not write: $out"
-ctl b volume promote "$VOL" >/dev/null || fail "promote b"
+# refused while c still follows a (until its link to a times out)
+_promote_b() { ctl b volume promote "$VOL" >/dev/null 2>&1; }
+wait_until 10 _promote_b || fail "promote b: $(ctl b volume promote "$VOL" 2>&1)"
 checker_bg b w1 2 "$(nbd_uri b)"
 checker_wait "$CHK_PID" w1
 

@@ -55,7 +55,7 @@ grep -q 'not supported yet' "$T/err" || fail "resize refusal: $(cat "$T/err")"
 ctl b volume promote "$VOL" >/dev/null 2>"$T/err" && fail "b promoted while a is primary"
 grep -q 'primary on node-a' "$T/err" || fail "wrong refusal: $(cat "$T/err")"
 ctl a volume demote "$VOL" >/dev/null || fail "demote a"
-ctl b volume promote "$VOL" >/dev/null || fail "promote b"
+promote_retry b
 out=$(in_az b timeout 60 qemu-io -f raw "$(nbd_uri b)" -c 'write -P 0x77 40M 2M' \
 	-c 'read -P 0x5a 8M 1M' 2>&1) || fail "qemu-io via b: $out"
 grep -qiE 'fail|error' <<<"$out" && fail "qemu-io via b: $out"

@@ -49,7 +49,7 @@ static int sample(unsigned i, struct repl_msg *m)
 			.role = REPL_ROLE_PRIMARY, .disk_state = REPL_DISK_UP_TO_DATE,
 			.flags = REPL_STATE_F_CRASHED_PRIMARY, .bm_grain = 65536,
 			.size = 1ull << 40, .gen_current = 0x1111222233334444ull,
-			.gen_bitmap = 2, .gen_history = { 3, 4 }, .node_id = 2,
+			.gen_bitmap = 2, .gen_history = { 3, 4 }, .node_id = 2, .following = 1,
 		};
 		memset(m->u.state.volume_uuid, 0x42, 16);
 		return 0;
@@ -266,12 +266,12 @@ static const struct bad_case bad_cases[] = {
 	{ 4, 0, 1, 0, "role" },
 	{ 4, 0, 1, 3, "role" },
 	{ 4, 1, 1, REPL_DISK_END, "disk state" },
-	{ 4, 2, 2, 4, "state flags" },
+	{ 4, 2, 2, 8, "state flags" },
 	{ 4, 4, 4, 65535, "grain" },
 	{ 4, 4, 4, 2048, "grain" },
 	{ 4, 1, 1, REPL_DISK_DISKLESS, "grain" },        /* diskless with a grain */
 	{ 4, 8, 8, 1000, "512" },                        /* size misaligned */
-	{ 4, 68, 4, 1, "reserved" },
+	{ 4, 68, 4, 9, "followed primary" },
 	{ 5, 0, 8, 0, "total_bits" },
 	{ 5, 0, 8, (1ull << 40) + 1, "total_bits" },
 	{ 5, 8, 8, 32, "multiple of 64" },
