@@ -46,6 +46,11 @@ struct volmgr {
 	 * reactors. */
 	pthread_mutex_t route_lock;
 	struct vm_route *routes;
+	/* Guards the entry list for the frontends' lookups (nbd_get/list run
+	 * on reactor 0's thread). Taken inside `lock` for every change, and
+	 * never held across a reactor_call: control calls hold `lock` while
+	 * they wait for reactors, so a reactor must never wait for `lock`. */
+	pthread_mutex_t list_lock;
 };
 
 struct vm_route {
@@ -98,6 +103,7 @@ int volmgr_new(struct store *store, struct reactor **reactors, unsigned n,
 		return -ENOMEM;
 	pthread_mutex_init(&m->lock, NULL);
 	pthread_mutex_init(&m->route_lock, NULL);
+	pthread_mutex_init(&m->list_lock, NULL);
 	m->store = store;
 	m->reactors = reactors;
 	m->nr_reactors = n;
@@ -120,19 +126,23 @@ static void insert_sorted(struct volmgr *m, struct vm_entry *e)
 {
 	struct vm_entry **pp = &m->entries;
 
+	pthread_mutex_lock(&m->list_lock);
 	while (*pp && strcmp((*pp)->name, e->name) < 0)
 		pp = &(*pp)->next;
 	e->next = *pp;
 	*pp = e;
+	pthread_mutex_unlock(&m->list_lock);
 }
 
 static void unlink_entry(struct volmgr *m, struct vm_entry *e)
 {
+	pthread_mutex_lock(&m->list_lock);
 	for (struct vm_entry **pp = &m->entries; *pp; pp = &(*pp)->next)
 		if (*pp == e) {
 			*pp = e->next;
-			return;
+			break;
 		}
+	pthread_mutex_unlock(&m->list_lock);
 }
 
 static int free_volume_on_reactor(void *arg)
@@ -777,7 +787,7 @@ void volmgr_shutdown(struct volmgr *m)
 	while (m->entries) {
 		struct vm_entry *e = m->entries;
 
-		m->entries = e->next;
+		unlink_entry(m, e);
 		if (e->state == VOLUME_ONLINE)
 			take_down(m, e->vol, e->rv);
 		free(e);
@@ -792,6 +802,7 @@ void volmgr_free(struct volmgr *m)
 	volmgr_shutdown(m);
 	pthread_mutex_destroy(&m->lock);
 	pthread_mutex_destroy(&m->route_lock);
+	pthread_mutex_destroy(&m->list_lock);
 	free(m);
 }
 
@@ -804,7 +815,7 @@ static struct volume *nbd_get(void *ctx, const char *name)
 	unsigned online = 0;
 	struct volume *v = NULL;
 
-	pthread_mutex_lock(&m->lock);
+	pthread_mutex_lock(&m->list_lock);
 	for (struct vm_entry *it = m->entries; it; it = it->next)
 		if (it->state == VOLUME_ONLINE) {
 			online++;
@@ -817,7 +828,7 @@ static struct volume *nbd_get(void *ctx, const char *name)
 		v = e->vol;
 		__atomic_add_fetch(&v->refs, 1, __ATOMIC_ACQ_REL);
 	}
-	pthread_mutex_unlock(&m->lock);
+	pthread_mutex_unlock(&m->list_lock);
 	return v;
 }
 
@@ -832,14 +843,14 @@ static int nbd_list(void *ctx, char ***names, size_t *n)
 	size_t cnt = 0, i = 0;
 	char **v;
 
-	pthread_mutex_lock(&m->lock);
+	pthread_mutex_lock(&m->list_lock);
 	for (struct vm_entry *e = m->entries; e; e = e->next)
 		cnt += e->state == VOLUME_ONLINE;
 	v = calloc(cnt ? cnt : 1, sizeof(*v));
 	for (struct vm_entry *e = m->entries; v && e; e = e->next)
 		if (e->state == VOLUME_ONLINE)
 			v[i++] = strdup(e->name);
-	pthread_mutex_unlock(&m->lock);
+	pthread_mutex_unlock(&m->list_lock);
 	if (!v)
 		return -ENOMEM;
 	*names = v;
