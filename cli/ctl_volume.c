@@ -1,6 +1,7 @@
 /* urbdctl volume create|list|status|resize|delete */
 #include <errno.h>
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -323,68 +324,77 @@ static int volume_delete(struct ctl *c, int argc, char **argv)
 	return ctl_json_print(o);
 }
 
-static int volume_role(struct ctl *c, int argc, char **argv, bool promote)
+/* promote, demote and discard-my-data: requests { name [, force] } and
+ * responses { Volume volume = 1; } of one shape */
+struct role_cmd {
+	const char *method, *usage;
+	const char *done_before, *done_after; /* the human answer around the name */
+	const ProtobufCMessageDescriptor *req, *resp;
+};
+
+_Static_assert(offsetof(Urbd__V1__DemoteVolumeRequest, name) ==
+	       offsetof(Urbd__V1__PromoteVolumeRequest, name), "role requests differ");
+_Static_assert(offsetof(Urbd__V1__DiscardMyDataRequest, name) ==
+	       offsetof(Urbd__V1__PromoteVolumeRequest, name), "role requests differ");
+_Static_assert(offsetof(Urbd__V1__DemoteVolumeResponse, volume) ==
+	       offsetof(Urbd__V1__PromoteVolumeResponse, volume), "role responses differ");
+_Static_assert(offsetof(Urbd__V1__DiscardMyDataResponse, volume) ==
+	       offsetof(Urbd__V1__PromoteVolumeResponse, volume), "role responses differ");
+
+static const struct role_cmd role_promote = {
+	METHOD("PromoteVolume"), "volume promote NAME [--force]", "promoted volume ", "",
+	&urbd__v1__promote_volume_request__descriptor,
+	&urbd__v1__promote_volume_response__descriptor,
+}, role_demote = {
+	METHOD("DemoteVolume"), "volume demote NAME", "demoted volume ", "",
+	&urbd__v1__demote_volume_request__descriptor,
+	&urbd__v1__demote_volume_response__descriptor,
+}, role_discard = {
+	METHOD("DiscardMyData"), "volume discard-my-data NAME",
+	"volume ", ": this replica's data will be discarded and resynced from the peer it "
+	"is split from",
+	&urbd__v1__discard_my_data_request__descriptor,
+	&urbd__v1__discard_my_data_response__descriptor,
+};
+
+static int volume_role(struct ctl *c, int argc, char **argv, const struct role_cmd *rc)
 {
-	Urbd__V1__PromoteVolumeRequest preq = URBD__V1__PROMOTE_VOLUME_REQUEST__INIT;
-	Urbd__V1__DemoteVolumeRequest dreq = URBD__V1__DEMOTE_VOLUME_REQUEST__INIT;
+	Urbd__V1__PromoteVolumeRequest req; /* the largest of the three */
 	ProtobufCMessage *resp;
 	const Urbd__V1__Volume *v;
 	int ret;
 
-	if ((ret = need_args(argc, 1, promote ? "volume promote NAME [--force]" :
-			     "volume demote NAME")))
+	if ((ret = need_args(argc, 1, rc->usage)))
 		return ret;
-	preq.name = dreq.name = argv[0];
-	preq.force = c->force;
-	if (promote)
-		ret = ctl_call(c, METHOD("PromoteVolume"), &preq.base,
-			       &urbd__v1__promote_volume_response__descriptor, &resp);
-	else
-		ret = ctl_call(c, METHOD("DemoteVolume"), &dreq.base,
-			       &urbd__v1__demote_volume_response__descriptor, &resp);
+	protobuf_c_message_init(rc->req, &req);
+	req.name = argv[0];
+	if (rc == &role_promote)
+		req.force = c->force;
+	ret = ctl_call(c, rc->method, &req.base, rc->resp, &resp);
 	if (ret)
 		return ret;
-	v = promote ? ((Urbd__V1__PromoteVolumeResponse *)resp)->volume
-		    : ((Urbd__V1__DemoteVolumeResponse *)resp)->volume;
+	v = ((Urbd__V1__PromoteVolumeResponse *)resp)->volume;
 	if (c->json && v)
 		ret = ctl_json_print(ctl_json_volume(v));
 	else if (!c->json)
-		printf("%s volume %s\n", promote ? "promoted" : "demoted", argv[0]);
+		printf("%s%s%s\n", rc->done_before, argv[0], rc->done_after);
 	protobuf_c_message_free_unpacked(resp, NULL);
-	return ret;
-}
-
-static int volume_discard(struct ctl *c, int argc, char **argv)
-{
-	Urbd__V1__DiscardMyDataRequest req = URBD__V1__DISCARD_MY_DATA_REQUEST__INIT;
-	Urbd__V1__DiscardMyDataResponse *resp;
-	int ret;
-
-	if ((ret = need_args(argc, 1, "volume discard-my-data NAME")))
-		return ret;
-	req.name = argv[0];
-	ret = ctl_call(c, METHOD("DiscardMyData"), &req.base,
-		       &urbd__v1__discard_my_data_response__descriptor,
-		       (ProtobufCMessage **)&resp);
-	if (ret)
-		return ret;
-	if (c->json && resp->volume)
-		ret = ctl_json_print(ctl_json_volume(resp->volume));
-	else if (!c->json)
-		printf("volume %s: this replica's data will be discarded and resynced from "
-		       "the peer it is split from\n", req.name);
-	protobuf_c_message_free_unpacked(&resp->base, NULL);
 	return ret;
 }
 
 static int volume_promote(struct ctl *c, int argc, char **argv)
 {
-	return volume_role(c, argc, argv, true);
+	return volume_role(c, argc, argv, &role_promote);
 }
 
 static int volume_demote(struct ctl *c, int argc, char **argv)
 {
-	return volume_role(c, argc, argv, false);
+	return volume_role(c, argc, argv, &role_demote);
+}
+
+static int volume_discard(struct ctl *c, int argc, char **argv)
+{
+	return volume_role(c, argc, argv, &role_discard);
 }
 
 int ctl_cmd_volume(struct ctl *c, int argc, char **argv)

@@ -14,6 +14,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -474,26 +475,39 @@ static grpc_status_code role_failed(int ret, const char *why, char *err, size_t 
 	return rpc_status_from_errno(ret);
 }
 
+/* The role calls all answer { Volume volume = 1; }: one shape for the three. */
+_Static_assert(offsetof(Urbd__V1__DemoteVolumeResponse, volume) ==
+	       offsetof(Urbd__V1__PromoteVolumeResponse, volume), "role responses differ");
+_Static_assert(offsetof(Urbd__V1__DiscardMyDataResponse, volume) ==
+	       offsetof(Urbd__V1__PromoteVolumeResponse, volume), "role responses differ");
+
+static grpc_status_code role_call(struct control_server *s, const char *name, int ret,
+				  const char *why, const ProtobufCMessageDescriptor *rd,
+				  ProtobufCMessage **resp, char *err, size_t errlen)
+{
+	Urbd__V1__PromoteVolumeResponse *out;
+
+	if (ret)
+		return ret == -ENOENT ? volmgr_failed(ret, why, err, errlen)
+				      : role_failed(ret, why, err, errlen);
+	if (!(out = malloc(rd->sizeof_message)))
+		return no_memory(err, errlen);
+	protobuf_c_message_init(rd, out);
+	*resp = &out->base;
+	return get_volume_pb(s->m, name, &out->volume, err, errlen);
+}
+
 static grpc_status_code promote_volume(void *ctx, const ProtobufCMessage *req,
 				       ProtobufCMessage **resp, char *err, size_t errlen)
 {
 	const Urbd__V1__PromoteVolumeRequest *r = (const void *)req;
 	struct control_server *s = ctx;
-	Urbd__V1__PromoteVolumeResponse *out;
 	char why[256] = "";
-	int ret;
 
 	if (!check_name(r->name, err, errlen))
 		return GRPC_STATUS_INVALID_ARGUMENT;
-	ret = volmgr_promote(s->m, r->name, r->force, why, sizeof(why));
-	if (ret)
-		return ret == -ENOENT ? volmgr_failed(ret, why, err, errlen)
-				      : role_failed(ret, why, err, errlen);
-	if (!(out = malloc(sizeof(*out))))
-		return no_memory(err, errlen);
-	urbd__v1__promote_volume_response__init(out);
-	*resp = &out->base;
-	return get_volume_pb(s->m, r->name, &out->volume, err, errlen);
+	return role_call(s, r->name, volmgr_promote(s->m, r->name, r->force, why, sizeof(why)),
+			 why, &urbd__v1__promote_volume_response__descriptor, resp, err, errlen);
 }
 
 static grpc_status_code demote_volume(void *ctx, const ProtobufCMessage *req,
@@ -501,21 +515,12 @@ static grpc_status_code demote_volume(void *ctx, const ProtobufCMessage *req,
 {
 	const Urbd__V1__DemoteVolumeRequest *r = (const void *)req;
 	struct control_server *s = ctx;
-	Urbd__V1__DemoteVolumeResponse *out;
 	char why[256] = "";
-	int ret;
 
 	if (!check_name(r->name, err, errlen))
 		return GRPC_STATUS_INVALID_ARGUMENT;
-	ret = volmgr_demote(s->m, r->name, why, sizeof(why));
-	if (ret)
-		return ret == -ENOENT ? volmgr_failed(ret, why, err, errlen)
-				      : role_failed(ret, why, err, errlen);
-	if (!(out = malloc(sizeof(*out))))
-		return no_memory(err, errlen);
-	urbd__v1__demote_volume_response__init(out);
-	*resp = &out->base;
-	return get_volume_pb(s->m, r->name, &out->volume, err, errlen);
+	return role_call(s, r->name, volmgr_demote(s->m, r->name, why, sizeof(why)),
+			 why, &urbd__v1__demote_volume_response__descriptor, resp, err, errlen);
 }
 
 static grpc_status_code discard_my_data(void *ctx, const ProtobufCMessage *req,
@@ -523,21 +528,12 @@ static grpc_status_code discard_my_data(void *ctx, const ProtobufCMessage *req,
 {
 	const Urbd__V1__DiscardMyDataRequest *r = (const void *)req;
 	struct control_server *s = ctx;
-	Urbd__V1__DiscardMyDataResponse *out;
 	char why[256] = "";
-	int ret;
 
 	if (!check_name(r->name, err, errlen))
 		return GRPC_STATUS_INVALID_ARGUMENT;
-	ret = volmgr_discard_my_data(s->m, r->name, why, sizeof(why));
-	if (ret)
-		return ret == -ENOENT ? volmgr_failed(ret, why, err, errlen)
-				      : role_failed(ret, why, err, errlen);
-	if (!(out = malloc(sizeof(*out))))
-		return no_memory(err, errlen);
-	urbd__v1__discard_my_data_response__init(out);
-	*resp = &out->base;
-	return get_volume_pb(s->m, r->name, &out->volume, err, errlen);
+	return role_call(s, r->name, volmgr_discard_my_data(s->m, r->name, why, sizeof(why)),
+			 why, &urbd__v1__discard_my_data_response__descriptor, resp, err, errlen);
 }
 
 /* ---- server --------------------------------------------------------- */

@@ -416,43 +416,39 @@ static struct vm_entry *find_replicated(struct volmgr *m, const char *name, int 
 	return *ret ? NULL : e;
 }
 
-int volmgr_promote(struct volmgr *m, const char *name, bool force, char *err, size_t errlen)
+enum role_op { ROLE_PROMOTE, ROLE_DEMOTE, ROLE_DISCARD };
+
+static int role_change(struct volmgr *m, const char *name, enum role_op op, bool force,
+		       char *err, size_t errlen)
 {
 	struct vm_entry *e;
 	int ret;
 
 	pthread_mutex_lock(&m->lock);
 	e = find_replicated(m, name, &ret, err, errlen);
-	if (e)
+	if (e && op == ROLE_PROMOTE)
 		ret = repl_vol_promote_sync(e->rv, force, err, errlen);
+	else if (e && op == ROLE_DEMOTE)
+		ret = repl_vol_demote_sync(e->rv, err, errlen);
+	else if (e)
+		ret = repl_vol_discard_sync(e->rv, err, errlen);
 	pthread_mutex_unlock(&m->lock);
 	return ret;
+}
+
+int volmgr_promote(struct volmgr *m, const char *name, bool force, char *err, size_t errlen)
+{
+	return role_change(m, name, ROLE_PROMOTE, force, err, errlen);
 }
 
 int volmgr_demote(struct volmgr *m, const char *name, char *err, size_t errlen)
 {
-	struct vm_entry *e;
-	int ret;
-
-	pthread_mutex_lock(&m->lock);
-	e = find_replicated(m, name, &ret, err, errlen);
-	if (e)
-		ret = repl_vol_demote_sync(e->rv, err, errlen);
-	pthread_mutex_unlock(&m->lock);
-	return ret;
+	return role_change(m, name, ROLE_DEMOTE, false, err, errlen);
 }
 
 int volmgr_discard_my_data(struct volmgr *m, const char *name, char *err, size_t errlen)
 {
-	struct vm_entry *e;
-	int ret;
-
-	pthread_mutex_lock(&m->lock);
-	e = find_replicated(m, name, &ret, err, errlen);
-	if (e)
-		ret = repl_vol_discard_sync(e->rv, err, errlen);
-	pthread_mutex_unlock(&m->lock);
-	return ret;
+	return role_change(m, name, ROLE_DISCARD, false, err, errlen);
 }
 
 struct adopt_arg {

@@ -139,7 +139,6 @@ int repl_conn_send(struct repl_conn *c, const struct repl_msg *m)
 	*c->txq_tail = t;
 	c->txq_tail = &t->next;
 	c->tx_queued_bytes += t->head_len + t->data_len;
-	c->frames_out++;
 	flush_tx(c);
 	return 0;
 }
@@ -416,7 +415,6 @@ static int on_frame(struct repl_conn *c, const struct repl_msg *m)
 {
 	char why[200] = "";
 
-	c->frames_in++;
 	switch (m->type) {
 	case REPL_MSG_ERROR:
 		repl_conn_close(c, REPL_REASON_NONE, "peer reported %s: %s",

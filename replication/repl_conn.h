@@ -81,7 +81,6 @@ struct repl_conn {
 	bool tx_pending;
 	struct msghdr msg;
 	struct iovec iov[64];
-	unsigned tx_frames;          /* frames (partly) covered by the sendmsg in flight */
 	uint64_t tx_queued_bytes;
 
 	/* connect */
@@ -100,7 +99,7 @@ struct repl_conn {
 	char close_why[200];
 	bool notified;
 	bool goodbye;                /* the peer sent DISCONNECT: an orderly end */
-	uint64_t bytes_in, bytes_out, frames_in, frames_out;
+	uint64_t bytes_in, bytes_out;
 };
 
 const char *repl_conn_state_name(enum repl_conn_state s);

@@ -617,7 +617,6 @@ static void submit(struct vol_backend *b, struct vol_io *io)
 			io->next_deferred = NULL;
 			*rv->suspended_tail = io;
 			rv->suspended_tail = &io->next_deferred;
-			rv->nsuspended++;
 			return;
 		}
 		log_rl(LOG_LVL_WARN, "repl", "%s: %s failed: no quorum (%u of %u voters "

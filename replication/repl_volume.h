@@ -57,7 +57,7 @@ struct repl_vol_status {
 	uint64_t gen_current, gen_bitmap;
 	unsigned npeers;
 	struct repl_peer_status peers[REPL_MAX_NODES];
-	uint64_t writes_replicated, suspended;
+	uint64_t writes_replicated;
 	bool discard_my_data;      /* waiting to be resynced over a split brain */
 	bool forced;               /* promoted with --force, no peer since */
 };

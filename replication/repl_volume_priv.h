@@ -89,7 +89,7 @@ struct repl_vol {
 	struct store_generations barrier_prev;
 	struct repl_req *held;      /* complete, waiting for the barrier */
 	unsigned conns;             /* connections not yet freed */
-	uint64_t writes_replicated, nsuspended;
+	uint64_t writes_replicated;
 	struct repl_sync_req *syncs;  /* resync reads/sends in flight, all peers */
 	uint64_t sync_next_id;
 	uint64_t resync_rate;       /* bytes/s, 0: unlimited */
