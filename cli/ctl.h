@@ -22,6 +22,7 @@ enum ctl_exit {
 	CTL_EXIT_UNREACHABLE = 3, /* daemon not running / not answering */
 	CTL_EXIT_NOT_FOUND = 4,
 	CTL_EXIT_EXISTS = 5,
+	CTL_EXIT_DIFFERS = 6,     /* volume verify: replicas differ */
 };
 
 struct ctl {
@@ -34,6 +35,9 @@ struct ctl {
 	/* volume create of a replica */
 	const char *replicas, *uuid, *ack, *on_no_quorum;
 	int local_id;             /* -1: not given */
+	/* volume verify */
+	const char *region;
+	bool repair, no_wait;
 	unsigned timeout_ms;
 	struct rpc_client *client; /* connected on first call */
 	grpc_status_code status;   /* of the last ctl_call */

@@ -188,9 +188,37 @@ struct json_object *ctl_json_volume(const Urbd__V1__Volume *v)
 			add_u64(po, "resync_total_bytes", p->resync_total_bytes);
 			add_u64(po, "resync_done_bytes", p->resync_done_bytes);
 			add_u64(po, "resync_elapsed_ns", p->resync_elapsed_ns);
+			if (r->verify) {
+				struct json_object *offs = json_object_new_array();
+
+				json_object_object_add(po, "verify_compared",
+						       json_object_new_boolean(p->verify_compared));
+				add_str(po, "verify_note", p->verify_note);
+				add_u64(po, "verify_compared_bytes", p->verify_compared_bytes);
+				add_u64(po, "verify_differing_bytes", p->verify_differing_bytes);
+				for (size_t k = 0; offs && k < p->n_verify_differing_offsets; k++)
+					json_object_array_add(offs, json_object_new_uint64(
+						p->verify_differing_offsets[k]));
+				json_object_object_add(po, "verify_differing_offsets", offs);
+			}
 			json_object_array_add(peers, po);
 		}
 		json_object_object_add(ro, "peers", peers);
+		if (r->verify) {
+			const Urbd__V1__Verify *vf = r->verify;
+			struct json_object *vo = json_object_new_object();
+
+			if (vo) {
+				add_str(vo, "state", vf->state);
+				add_str(vo, "error", vf->error);
+				add_u64(vo, "region_bytes", vf->region_bytes);
+				json_object_object_add(vo, "repair", json_object_new_boolean(vf->repair));
+				add_u64(vo, "total_bytes", vf->total_bytes);
+				add_u64(vo, "done_bytes", vf->done_bytes);
+				add_u64(vo, "elapsed_ns", vf->elapsed_ns);
+				json_object_object_add(ro, "verify", vo);
+			}
+		}
 		json_object_object_add(o, "replication", ro);
 	}
 	return o;

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "ctl.h"
 #include "util.h"
@@ -68,6 +69,46 @@ static void resync_text(const Urbd__V1__Peer *p, char *buf, size_t len)
 	}
 }
 
+/* The verify run of a status: one line for the run, one per peer. */
+static void print_verify(const Urbd__V1__Replication *r, FILE *f)
+{
+	const Urbd__V1__Verify *vf = r->verify;
+	char a[32], b[32], rg[32];
+
+	fprintf(f, "Verify:        %s, %s of %s in %s regions, %.1fs%s%s%s\n", vf->state,
+		urbd_format_size(vf->done_bytes, a, sizeof(a)),
+		urbd_format_size(vf->total_bytes, b, sizeof(b)),
+		urbd_format_size(vf->region_bytes, rg, sizeof(rg)), vf->elapsed_ns / 1e9,
+		vf->repair ? ", repairing" : "", vf->error[0] ? ": " : "", vf->error);
+	for (size_t i = 0; i < r->n_peers; i++) {
+		const Urbd__V1__Peer *p = r->peers[i];
+
+		if (!p->verify_compared) {
+			fprintf(f, "  peer %u (%s): %s\n", p->id, p->node,
+				p->verify_note[0] ? p->verify_note : "not compared");
+			continue;
+		}
+		fprintf(f, "  peer %u (%s): %s compared, ", p->id, p->node,
+			urbd_format_size(p->verify_compared_bytes, a, sizeof(a)));
+		if (!p->verify_differing_bytes)
+			fprintf(f, "identical");
+		else
+			fprintf(f, "%s DIFFER (%" PRIu64 " regions)",
+				urbd_format_size(p->verify_differing_bytes, b, sizeof(b)),
+				p->verify_differing_bytes / (vf->region_bytes ? vf->region_bytes : 1));
+		if (p->verify_note[0])
+			fprintf(f, "; %s", p->verify_note);
+		fprintf(f, "\n");
+		if (p->n_verify_differing_offsets) {
+			fprintf(f, "    differing regions at:");
+			for (size_t k = 0; k < p->n_verify_differing_offsets; k++)
+				fprintf(f, " %" PRIu64, p->verify_differing_offsets[k]);
+			fprintf(f, "%s\n", p->n_verify_differing_offsets * (uint64_t)vf->region_bytes <
+				p->verify_differing_bytes ? " ..." : "");
+		}
+	}
+}
+
 static void print_volume(const Urbd__V1__Volume *v)
 {
 	char a[32], b[32], t[32];
@@ -125,6 +166,8 @@ static void print_volume(const Urbd__V1__Volume *v)
 		}
 		ctl_table_print(&pt);
 		ctl_table_free(&pt);
+		if (r->verify)
+			print_verify(r, stdout);
 	}
 }
 
@@ -242,28 +285,20 @@ out:
 	return ret;
 }
 
+static int get_volume(struct ctl *c, const char *name, Urbd__V1__GetVolumeResponse **resp);
+
 static int volume_status(struct ctl *c, int argc, char **argv)
 {
-	Urbd__V1__GetVolumeRequest req = URBD__V1__GET_VOLUME_REQUEST__INIT;
 	Urbd__V1__GetVolumeResponse *resp;
 	int ret;
 
-	if ((ret = need_args(argc, 1, "volume status NAME")))
+	if ((ret = need_args(argc, 1, "volume status NAME")) ||
+	    (ret = get_volume(c, argv[0], &resp)))
 		return ret;
-	req.name = argv[0];
-	ret = ctl_call(c, METHOD("GetVolume"), &req.base,
-		       &urbd__v1__get_volume_response__descriptor,
-		       (ProtobufCMessage **)&resp);
-	if (ret)
-		return ret;
-	if (!resp->volume) {
-		fprintf(stderr, "urbdctl: the daemon sent no volume\n");
-		ret = CTL_EXIT_ERROR;
-	} else if (c->json) {
+	if (c->json)
 		ret = ctl_json_print(ctl_json_volume(resp->volume));
-	} else {
+	else
 		print_volume(resp->volume);
-	}
 	protobuf_c_message_free_unpacked(&resp->base, NULL);
 	return ret;
 }
@@ -397,6 +432,95 @@ static int volume_discard(struct ctl *c, int argc, char **argv)
 	return volume_role(c, argc, argv, &role_discard);
 }
 
+static int get_volume(struct ctl *c, const char *name, Urbd__V1__GetVolumeResponse **resp)
+{
+	Urbd__V1__GetVolumeRequest req = URBD__V1__GET_VOLUME_REQUEST__INIT;
+	int ret;
+
+	req.name = (char *)name;
+	ret = ctl_call(c, METHOD("GetVolume"), &req.base,
+		       &urbd__v1__get_volume_response__descriptor, (ProtobufCMessage **)resp);
+	if (!ret && !(*resp)->volume) {
+		fprintf(stderr, "urbdctl: the daemon sent no volume\n");
+		protobuf_c_message_free_unpacked(&(*resp)->base, NULL);
+		ret = CTL_EXIT_ERROR;
+	}
+	return ret;
+}
+
+/* verify: start, then (unless --no-wait) poll the status until the run
+ * ends; exit 0 identical, CTL_EXIT_DIFFERS, or CTL_EXIT_ERROR when the
+ * run failed */
+static int volume_verify(struct ctl *c, int argc, char **argv)
+{
+	Urbd__V1__VerifyVolumeRequest req = URBD__V1__VERIFY_VOLUME_REQUEST__INIT;
+	Urbd__V1__VerifyVolumeResponse *vresp;
+	Urbd__V1__GetVolumeResponse *resp = NULL;
+	const Urbd__V1__Replication *r;
+	int ret;
+
+	if ((ret = need_args(argc, 1, "volume verify NAME [--region SIZE] [--repair] "
+			     "[--no-wait]")))
+		return ret;
+	if (c->region) {
+		uint64_t v;
+
+		if (urbd_parse_size(c->region, &v) || !v || (v & (v - 1)) || v < 4096 ||
+		    v > (1u << 20))
+			return ctl_usage_error("--region '%s': a power of two from 4K to 1M",
+					       c->region);
+		req.region_bytes = (uint32_t)v;
+	}
+	req.name = argv[0];
+	req.repair = c->repair;
+	ret = ctl_call(c, METHOD("VerifyVolume"), &req.base,
+		       &urbd__v1__verify_volume_response__descriptor,
+		       (ProtobufCMessage **)&vresp);
+	if (ret)
+		return ret;
+	protobuf_c_message_free_unpacked(&vresp->base, NULL);
+	if (c->no_wait) {
+		if (!c->json)
+			printf("verify of volume %s started; see urbdctl volume status %s\n",
+			       argv[0], argv[0]);
+		return CTL_EXIT_OK;
+	}
+	for (;;) {
+		struct timespec ts = { 0, 200 * 1000000L };
+
+		if ((ret = get_volume(c, argv[0], &resp)))
+			return ret;
+		r = resp->volume->replication;
+		if (!r || !r->verify || strcmp(r->verify->state, "running"))
+			break;
+		protobuf_c_message_free_unpacked(&resp->base, NULL);
+		nanosleep(&ts, NULL);
+	}
+	if (!r || !r->verify) {
+		fprintf(stderr, "urbdctl: volume %s has no verify result (daemon restarted?)\n",
+			argv[0]);
+		ret = CTL_EXIT_ERROR;
+	} else {
+		uint64_t differ = 0;
+
+		for (size_t i = 0; i < r->n_peers; i++)
+			differ += r->peers[i]->verify_differing_bytes;
+		if (c->json)
+			ret = ctl_json_print(ctl_json_volume(resp->volume));
+		else
+			print_verify(r, stdout);
+		if (strcmp(r->verify->state, "done")) {
+			fprintf(stderr, "urbdctl: verify of %s failed: %s\n", argv[0],
+				r->verify->error);
+			ret = CTL_EXIT_ERROR;
+		} else if (differ) {
+			ret = CTL_EXIT_DIFFERS;
+		}
+	}
+	protobuf_c_message_free_unpacked(&resp->base, NULL);
+	return ret;
+}
+
 int ctl_cmd_volume(struct ctl *c, int argc, char **argv)
 {
 	static const struct {
@@ -408,6 +532,7 @@ int ctl_cmd_volume(struct ctl *c, int argc, char **argv)
 		{ "resize", volume_resize }, { "delete", volume_delete },
 		{ "rm", volume_delete }, { "promote", volume_promote },
 		{ "demote", volume_demote }, { "discard-my-data", volume_discard },
+		{ "verify", volume_verify },
 	};
 
 	if (argc < 1)

@@ -31,6 +31,12 @@ static const char usage_text[] =
 	"  volume discard-my-data NAME   split brain: give up this (secondary)\n"
 	"                                replica's changes; it is resynced from\n"
 	"                                the peer it is split from\n"
+	"  volume verify NAME            compare the replicas online, region by\n"
+	"                                region (SHA-256), on the primary; waits\n"
+	"                                and reports differing regions\n"
+	"      --region SIZE             bytes per region, 4K..1M (default 1M)\n"
+	"      --repair                  resync differing regions from the primary\n"
+	"      --no-wait                 start it and return (result: volume status)\n"
 	"  volume list                   list volumes\n"
 	"  volume status NAME            show one volume in detail\n"
 	"  volume resize NAME SIZE       grow a volume to SIZE\n"
@@ -60,7 +66,8 @@ static const char usage_text[] =
 	"  2  usage error (nothing was sent to the daemon)\n"
 	"  3  the daemon is not reachable (not running, no permission, timeout)\n"
 	"  4  not found (no such volume)\n"
-	"  5  already exists\n";
+	"  5  already exists\n"
+	"  6  volume verify: the replicas differ\n";
 
 int ctl_usage_error(const char *fmt, ...)
 {
@@ -144,7 +151,7 @@ int ctl_call(struct ctl *c, const char *method, const ProtobufCMessage *req,
 }
 
 enum { OPT_TLS_CERT = 256, OPT_TLS_KEY, OPT_TLS_CA, OPT_TLS_NAME, OPT_REPLICAS,
-       OPT_LOCAL_ID, OPT_UUID, OPT_ACK, OPT_NOQ };
+       OPT_LOCAL_ID, OPT_UUID, OPT_ACK, OPT_NOQ, OPT_REGION, OPT_REPAIR, OPT_NO_WAIT };
 
 static const struct option long_opts[] = {
 	{ "socket", required_argument, NULL, 's' },
@@ -158,6 +165,9 @@ static const struct option long_opts[] = {
 	{ "uuid", required_argument, NULL, OPT_UUID },
 	{ "ack", required_argument, NULL, OPT_ACK },
 	{ "on-no-quorum", required_argument, NULL, OPT_NOQ },
+	{ "region", required_argument, NULL, OPT_REGION },
+	{ "repair", no_argument, NULL, OPT_REPAIR },
+	{ "no-wait", no_argument, NULL, OPT_NO_WAIT },
 	{ "json", no_argument, NULL, 'j' },
 	{ "timeout", required_argument, NULL, 't' },
 	{ "force", no_argument, NULL, 'f' },
@@ -198,6 +208,9 @@ static int parse_options(struct ctl *c, int argc, char **argv,
 		case OPT_UUID: c->uuid = optarg; break;
 		case OPT_ACK: c->ack = optarg; break;
 		case OPT_NOQ: c->on_no_quorum = optarg; break;
+		case OPT_REGION: c->region = optarg; break;
+		case OPT_REPAIR: c->repair = true; break;
+		case OPT_NO_WAIT: c->no_wait = true; break;
 		case OPT_LOCAL_ID: {
 			char *end;
 			long v = strtol(optarg, &end, 10);

@@ -141,9 +141,36 @@ static Urbd__V1__Replication *replication_pb(const struct repl_vol_status *st)
 		p->resync_total_bytes = ps->resync_total;
 		p->resync_done_bytes = ps->resync_done;
 		p->resync_elapsed_ns = ps->resync_ns;
+		p->verify_compared = ps->verify_in;
+		p->verify_compared_bytes = ps->verify_compared;
+		p->verify_differing_bytes = ps->verify_differing;
+		if (ps->verify_nlisted) {
+			p->verify_differing_offsets = calloc(ps->verify_nlisted, sizeof(uint64_t));
+			if (!p->verify_differing_offsets)
+				goto fail;
+			p->n_verify_differing_offsets = ps->verify_nlisted;
+			memcpy(p->verify_differing_offsets, ps->verify_regions,
+			       ps->verify_nlisted * sizeof(uint64_t));
+		}
 		if (set_str(&p->node, ps->node) || set_str(&p->address, ps->addr) ||
 		    set_str(&p->connection, ps->connection) || set_str(&p->role, ps->role) ||
-		    set_str(&p->disk_state, ps->disk) || set_str(&p->error, ps->error))
+		    set_str(&p->disk_state, ps->disk) || set_str(&p->error, ps->error) ||
+		    set_str(&p->verify_note, ps->verify_note))
+			goto fail;
+	}
+	if (st->verify.state[0]) {
+		Urbd__V1__Verify *v = calloc(1, sizeof(*v));
+
+		if (!v)
+			goto fail;
+		urbd__v1__verify__init(v);
+		r->verify = v;
+		v->region_bytes = st->verify.region;
+		v->repair = st->verify.repair;
+		v->total_bytes = st->verify.total;
+		v->done_bytes = st->verify.done;
+		v->elapsed_ns = st->verify.ns;
+		if (set_str(&v->state, st->verify.state) || set_str(&v->error, st->verify.error))
 			goto fail;
 	}
 	return r;
@@ -480,6 +507,8 @@ _Static_assert(offsetof(Urbd__V1__DemoteVolumeResponse, volume) ==
 	       offsetof(Urbd__V1__PromoteVolumeResponse, volume), "role responses differ");
 _Static_assert(offsetof(Urbd__V1__DiscardMyDataResponse, volume) ==
 	       offsetof(Urbd__V1__PromoteVolumeResponse, volume), "role responses differ");
+_Static_assert(offsetof(Urbd__V1__VerifyVolumeResponse, volume) ==
+	       offsetof(Urbd__V1__PromoteVolumeResponse, volume), "role responses differ");
 
 static grpc_status_code role_call(struct control_server *s, const char *name, int ret,
 				  const char *why, const ProtobufCMessageDescriptor *rd,
@@ -536,6 +565,26 @@ static grpc_status_code discard_my_data(void *ctx, const ProtobufCMessage *req,
 			 why, &urbd__v1__discard_my_data_response__descriptor, resp, err, errlen);
 }
 
+static grpc_status_code verify_volume(void *ctx, const ProtobufCMessage *req,
+				      ProtobufCMessage **resp, char *err, size_t errlen)
+{
+	const Urbd__V1__VerifyVolumeRequest *r = (const void *)req;
+	struct control_server *s = ctx;
+	char why[256] = "";
+
+	if (!check_name(r->name, err, errlen))
+		return GRPC_STATUS_INVALID_ARGUMENT;
+	if (r->region_bytes && (r->region_bytes & (r->region_bytes - 1) ||
+				r->region_bytes < 4096 || r->region_bytes > (1u << 20))) {
+		snprintf(err, errlen, "region_bytes %u is not a power of two between 4096 and "
+			 "1048576", r->region_bytes);
+		return GRPC_STATUS_INVALID_ARGUMENT;
+	}
+	return role_call(s, r->name,
+			 volmgr_verify(s->m, r->name, r->region_bytes, r->repair, why, sizeof(why)),
+			 why, &urbd__v1__verify_volume_response__descriptor, resp, err, errlen);
+}
+
 /* ---- server --------------------------------------------------------- */
 
 #define METHOD(name, req, fn) \
@@ -552,6 +601,7 @@ static const struct rpc_method control_methods[] = {
 	METHOD("PromoteVolume", promote_volume_request, promote_volume),
 	METHOD("DemoteVolume", demote_volume_request, demote_volume),
 	METHOD("DiscardMyData", discard_my_data_request, discard_my_data),
+	METHOD("VerifyVolume", verify_volume_request, verify_volume),
 };
 
 int control_start(struct volmgr *m, const struct control_config *cfg,

@@ -416,10 +416,11 @@ static struct vm_entry *find_replicated(struct volmgr *m, const char *name, int 
 	return *ret ? NULL : e;
 }
 
-enum role_op { ROLE_PROMOTE, ROLE_DEMOTE, ROLE_DISCARD };
+enum role_op { ROLE_PROMOTE, ROLE_DEMOTE, ROLE_DISCARD, ROLE_VERIFY };
 
+/* force: promote --force and verify --repair; region: verify */
 static int role_change(struct volmgr *m, const char *name, enum role_op op, bool force,
-		       char *err, size_t errlen)
+		       uint32_t region, char *err, size_t errlen)
 {
 	struct vm_entry *e;
 	int ret;
@@ -430,25 +431,33 @@ static int role_change(struct volmgr *m, const char *name, enum role_op op, bool
 		ret = repl_vol_promote_sync(e->rv, force, err, errlen);
 	else if (e && op == ROLE_DEMOTE)
 		ret = repl_vol_demote_sync(e->rv, err, errlen);
+	else if (e && op == ROLE_VERIFY)
+		ret = repl_vol_verify_sync(e->rv, region, force, err, errlen);
 	else if (e)
 		ret = repl_vol_discard_sync(e->rv, err, errlen);
 	pthread_mutex_unlock(&m->lock);
 	return ret;
 }
 
+int volmgr_verify(struct volmgr *m, const char *name, uint32_t region, bool repair, char *err,
+		  size_t errlen)
+{
+	return role_change(m, name, ROLE_VERIFY, repair, region, err, errlen);
+}
+
 int volmgr_promote(struct volmgr *m, const char *name, bool force, char *err, size_t errlen)
 {
-	return role_change(m, name, ROLE_PROMOTE, force, err, errlen);
+	return role_change(m, name, ROLE_PROMOTE, force, 0, err, errlen);
 }
 
 int volmgr_demote(struct volmgr *m, const char *name, char *err, size_t errlen)
 {
-	return role_change(m, name, ROLE_DEMOTE, false, err, errlen);
+	return role_change(m, name, ROLE_DEMOTE, false, 0, err, errlen);
 }
 
 int volmgr_discard_my_data(struct volmgr *m, const char *name, char *err, size_t errlen)
 {
-	return role_change(m, name, ROLE_DISCARD, false, err, errlen);
+	return role_change(m, name, ROLE_DISCARD, false, 0, err, errlen);
 }
 
 struct adopt_arg {

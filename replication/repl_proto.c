@@ -253,6 +253,23 @@ static int validate(const struct repl_msg *m, const char **why)
 		if (m->u.ack.status >= REPL_ST_END)
 			BAD("unknown ack status");
 		return 0;
+	case REPL_MSG_VERIFY_REQ:
+		if (io->flags)
+			BAD("flags not allowed for this message");
+		if (io->data_crc)
+			BAD("data_crc on a message without data");
+		return check_range(io->offset, io->length, REPL_MAX_DATA, why);
+	case REPL_MSG_VERIFY_REPLY: {
+		const struct repl_digest *d = &m->u.digest;
+
+		if (d->status >= REPL_ST_END)
+			BAD("unknown verify status");
+		if (d->alg != REPL_DIGEST_SHA256)
+			BAD("unknown digest algorithm");
+		if (d->status != REPL_ST_OK && !zero(d->digest, sizeof(d->digest)))
+			BAD("failed verify reply carries a digest");
+		return 0;
+	}
 	case REPL_MSG_READ_REPLY: {
 		const struct repl_read_reply *r = &m->u.read_reply;
 
@@ -513,6 +530,27 @@ static void e_read_reply(const struct repl_msg *m, uint8_t *p)
 	be32_set(&w->data_crc, m->u.read_reply.data_crc);
 }
 
+static int x_digest(const uint8_t *p, size_t len, struct repl_msg *m, const char **why)
+{
+	const struct repl_wire_digest *w = (const void *)p;
+
+	m->u.digest.id = be64_get(&w->id);
+	m->u.digest.status = be32_get(&w->status);
+	m->u.digest.alg = be32_get(&w->alg);
+	memcpy(m->u.digest.digest, w->digest, sizeof(w->digest));
+	return 0;
+}
+
+static void e_digest(const struct repl_msg *m, uint8_t *p)
+{
+	struct repl_wire_digest *w = (void *)p;
+
+	be64_set(&w->id, m->u.digest.id);
+	be32_set(&w->status, m->u.digest.status);
+	be32_set(&w->alg, m->u.digest.alg);
+	memcpy(w->digest, m->u.digest.digest, sizeof(w->digest));
+}
+
 static int x_error(const uint8_t *p, size_t len, struct repl_msg *m, const char **why)
 {
 	const struct repl_wire_error *w = (const void *)p;
@@ -562,6 +600,8 @@ static const struct msg_desc msg_table[REPL_MSG_TYPE_END] = {
 	ACK(REPL_MSG_RESYNC_ACK, "RESYNC_ACK"),
 	D(REPL_MSG_RESYNC_START, "RESYNC_START", 8, 8, 8, x_u64, e_u64),
 	D(REPL_MSG_RESYNC_DONE, "RESYNC_DONE", 8, 8, 8, x_u64, e_u64),
+	D(REPL_MSG_VERIFY_REQ, "VERIFY_REQ", 24, 24, 24, x_range, e_range),
+	D(REPL_MSG_VERIFY_REPLY, "VERIFY_REPLY", 48, 48, 48, x_digest, e_digest),
 	D(REPL_MSG_PING, "PING", 8, 8, 8, x_u64, e_u64),
 	D(REPL_MSG_PONG, "PONG", 8, 8, 8, x_u64, e_u64),
 	D(REPL_MSG_ERROR, "ERROR", 8, 8 + REPL_MAX_ERROR_TEXT, 8, x_error, e_error),

@@ -123,7 +123,10 @@ enum repl_msg_type {
 					    * the target is inconsistent until RESYNC_DONE */
 	REPL_MSG_RESYNC_DONE     = 0x0035, /* source->target: every dirty region sent and
 					    * acked (`value` bytes); take the source's generations */
-	/* 0x0036-0x003f reserved for resync/verify (checksum-based sync, online verify) */
+	REPL_MSG_VERIFY_REQ      = 0x0036, /* verifier->peer: the digest of a range, please
+					    * (needs REPL_FEAT_VERIFY) */
+	REPL_MSG_VERIFY_REPLY    = 0x0037, /* peer->verifier: status + digest of the range */
+	/* 0x0038-0x003f reserved for resync/verify (checksum-based sync) */
 	/* -- keepalive (0x0040-0x004f) -- */
 	REPL_MSG_PING            = 0x0040, /* both: idle connection, every ping interval */
 	REPL_MSG_PONG            = 0x0041, /* both: echo of PING's token */
@@ -149,7 +152,8 @@ enum repl_msg_type {
 #define REPL_FEAT_TRIM          (1ull << 1) /* TRIM is forwarded (else: written as zeroes) */
 #define REPL_FEAT_WRITE_ZEROES  (1ull << 2) /* WRITE_ZEROES without data */
 #define REPL_FEAT_BARRIER       (1ull << 3) /* BARRIER epochs (crash-consistent snapshots) */
-#define REPL_FEAT_KNOWN         0xfull
+#define REPL_FEAT_VERIFY        (1ull << 4) /* VERIFY_REQ/VERIFY_REPLY (online verify) */
+#define REPL_FEAT_KNOWN         0x1full
 
 struct repl_wire_features {
 	struct be32 proto_min;
@@ -309,6 +313,19 @@ struct repl_wire_read_reply {
 };
 _Static_assert(sizeof(struct repl_wire_read_reply) == 24, "read reply");
 
+/* ---- VERIFY_REQ: struct repl_wire_range (flags 0, length <= REPL_MAX_DATA);
+ *      VERIFY_REPLY: the digest of that range on the peer's disk ----------- */
+#define REPL_DIGEST_SHA256 1u     /* the only algorithm in v1 */
+#define REPL_DIGEST_LEN    32u
+
+struct repl_wire_digest {
+	struct be64 id;           /* the VERIFY_REQ's id */
+	struct be32 status;       /* enum repl_status; not OK: digest all zero */
+	struct be32 alg;          /* REPL_DIGEST_SHA256 */
+	uint8_t digest[REPL_DIGEST_LEN];
+};
+_Static_assert(sizeof(struct repl_wire_digest) == 48, "digest");
+
 /* ---- PING / PONG: struct repl_wire_u64 with an opaque token ------------------ */
 
 /* ---- ERROR / DISCONNECT ------------------------------------------------------ */
@@ -360,7 +377,8 @@ struct repl_state {
 	uint32_t following;   /* 0, or primary's member id + 1 */
 };
 
-struct repl_io {              /* WRITE, RESYNC_DATA, TRIM, WRITE_ZEROES, READ_REQ */
+struct repl_io {              /* WRITE, RESYNC_DATA, TRIM, WRITE_ZEROES, READ_REQ,
+			       * VERIFY_REQ */
 	uint64_t id, offset;
 	uint32_t length, flags, data_crc;
 };
@@ -373,6 +391,12 @@ struct repl_ack {             /* every *_ACK */
 struct repl_read_reply {
 	uint64_t id;
 	uint32_t status, flags, data_crc;
+};
+
+struct repl_digest {          /* VERIFY_REPLY */
+	uint64_t id;
+	uint32_t status, alg;
+	uint8_t digest[REPL_DIGEST_LEN];
 };
 
 struct repl_bitmap {
@@ -396,6 +420,7 @@ struct repl_msg {
 		struct repl_io io;
 		struct repl_ack ack;
 		struct repl_read_reply read_reply;
+		struct repl_digest digest;        /* VERIFY_REPLY */
 		uint64_t value;                   /* FLUSH id, BARRIER epoch, PING/PONG token,
 						   * RESYNC_START/DONE bytes */
 		struct repl_error error;

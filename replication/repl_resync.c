@@ -97,6 +97,14 @@ void repl_resync_mark(struct repl_vol *rv, uint64_t off, uint64_t len, uint32_t 
 	}
 }
 
+void repl_resync_mark_peer(struct repl_vol *rv, struct repl_peer *p, uint64_t off, uint64_t len)
+{
+	if (bitmap_of(rv, p))
+		repl_bitmap_set_range(p->bm, off, len);
+	else
+		p->bm_complete = false;
+}
+
 void repl_resync_start(struct repl_vol *rv, struct repl_peer *p, uint64_t peer_gen)
 {
 	struct repl_msg m = { .type = REPL_MSG_RESYNC_START };

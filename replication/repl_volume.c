@@ -22,8 +22,6 @@ static void fill_status(struct repl_vol *rv, struct repl_vol_status *st);
 #define TIMER_MS       200
 #define RECONNECT_MIN_MS 200
 #define RECONNECT_MAX_MS 2000
-#define SEC_PAUSE_AT   512  /* secondary: requests in flight before reading pauses */
-#define SEC_RESUME_AT  128
 
 static const struct repl_conn_ops conn_ops;
 
@@ -282,7 +280,8 @@ bool repl_vol_writes_overlap(struct repl_vol *rv, uint64_t off, uint64_t len)
 static bool overlaps_inflight(struct repl_vol *rv, const struct vol_io *io)
 {
 	return repl_vol_writes_overlap(rv, io->off, io->len) ||
-	       repl_resync_overlaps(rv, io->off, io->len);
+	       repl_resync_overlaps(rv, io->off, io->len) ||
+	       repl_verify_overlaps(rv, io->off, io->len);
 }
 
 static struct repl_req **hash_slot(struct repl_vol *rv, uint64_t id)
@@ -348,6 +347,7 @@ static void req_free(struct repl_req *q)
 	if (rv->blocked)
 		repl_vol_pump_blocked(rv);
 	repl_resync_pump_all(rv);
+	repl_verify_pump(rv);
 }
 
 static int start_barrier(struct repl_vol *rv);
@@ -728,10 +728,22 @@ static void sec_done(struct vol_io *io, int res)
 		repl_conn_send(s->c, &m);
 	if (s->owns_buf)
 		iobuf_put(io->buf, io->len);
-	if (s->p->conn == s->c && --s->p->sec_inflight == SEC_RESUME_AT)
-		repl_conn_resume(s->c);
-	repl_conn_put(s->c);
+	repl_sec_io_done(s->rv, s->p, s->c);
 	free(s);
+}
+
+void repl_sec_io_start(struct repl_vol *rv, struct repl_peer *p, struct repl_conn *c)
+{
+	repl_conn_get(c);
+	if (++p->sec_inflight == SEC_PAUSE_AT)
+		repl_conn_pause(c);
+}
+
+void repl_sec_io_done(struct repl_vol *rv, struct repl_peer *p, struct repl_conn *c)
+{
+	if (p->conn == c && --p->sec_inflight == SEC_RESUME_AT)
+		repl_conn_resume(c);
+	repl_conn_put(c);
 }
 
 static int apply(struct repl_vol *rv, struct repl_peer *p, struct repl_conn *c,
@@ -796,9 +808,7 @@ static int apply(struct repl_vol *rv, struct repl_peer *p, struct repl_conn *c,
 		if (m->u.io.flags & REPL_IO_F_FUA)
 			s->io.flags |= VOL_F_FUA;
 	}
-	repl_conn_get(c);
-	if (++p->sec_inflight == SEC_PAUSE_AT)
-		repl_conn_pause(c);
+	repl_sec_io_start(rv, p, c);
 	local->ops->submit(local, &s->io);
 	return 0;
 }
@@ -812,7 +822,7 @@ static struct repl_peer *peer_of(struct repl_vol *rv, struct repl_conn *c)
 	return p->conn == c ? p : NULL;
 }
 
-static bool live_primary_peer(const struct repl_vol *rv)
+bool repl_vol_live_primary(const struct repl_vol *rv)
 {
 	for (unsigned i = 0; i < REPL_MAX_NODES; i++)
 		if (rv->peers[i].live && rv->peers[i].st.role == REPL_ROLE_PRIMARY)
@@ -872,7 +882,7 @@ static void peer_state_changed(struct repl_vol *rv, struct repl_peer *p,
 	}
 	/* a live secondary ahead of us while a primary we see has not told us
 	 * yet: wait for the primary's own STATE */
-	if (!handshake && s->role != REPL_ROLE_PRIMARY && live_primary_peer(rv) &&
+	if (!handshake && s->role != REPL_ROLE_PRIMARY && repl_vol_live_primary(rv) &&
 	    rv->role != REPL_ROLE_PRIMARY)
 		return;
 	if (rv->role == REPL_ROLE_PRIMARY) {
@@ -1076,6 +1086,10 @@ static int on_msg(void *ctx, struct repl_conn *c, const struct repl_msg *m, char
 	case REPL_MSG_RESYNC_START:
 	case REPL_MSG_RESYNC_DONE:
 		return resync_target(rv, p, m, why, whylen);
+	case REPL_MSG_VERIFY_REQ:
+		return repl_verify_serve(rv, p, c, m, why, whylen);
+	case REPL_MSG_VERIFY_REPLY:
+		return repl_verify_on_reply(rv, p, m, why, whylen);
 	case REPL_MSG_READ_REQ: {
 		struct repl_msg r = { .type = REPL_MSG_READ_REPLY };
 
@@ -1126,6 +1140,7 @@ static void peer_lost(struct repl_vol *rv, struct repl_peer *p)
 	if (rv->role == REPL_ROLE_PRIMARY && was_current && !rv->stopping)
 		rv->need_rotate = true; /* done by the first write acknowledged without it */
 	barrier_peer_gone(rv, p->id);
+	repl_verify_peer_gone(rv, p);
 	for (struct repl_req *q = rv->inflight, *next; q; q = next) {
 		next = q->next;
 		if (q->wait & (1u << p->id)) {
@@ -1260,6 +1275,7 @@ static void timer_done(struct reactor_op *op, int res)
 			try_connect(rv, p);
 	}
 	repl_resync_tick(rv, TIMER_MS);
+	repl_verify_pump(rv);
 	repl_vol_publish(rv);
 	arm_timer(rv);
 }
@@ -1281,6 +1297,7 @@ static void destroy(struct vol_backend *b)
 
 	pthread_mutex_destroy(&rv->status_lock);
 	repl_resync_free(rv);
+	repl_verify_free(rv);
 	free(rv);
 }
 
@@ -1487,6 +1504,29 @@ int repl_vol_discard_sync(struct repl_vol *rv, char *err, size_t errlen)
 	return reactor_call(rv->b.r, discard_on_reactor, &a);
 }
 
+struct verify_arg {
+	struct repl_vol *rv;
+	uint32_t region;
+	bool repair;
+	char *err;
+	size_t errlen;
+};
+
+static int verify_on_reactor(void *arg)
+{
+	struct verify_arg *a = arg;
+
+	return repl_verify_start(a->rv, a->region, a->repair, a->err, a->errlen);
+}
+
+int repl_vol_verify_sync(struct repl_vol *rv, uint32_t region, bool repair, char *err,
+			 size_t errlen)
+{
+	struct verify_arg a = { rv, region, repair, err, errlen };
+
+	return reactor_call(rv->b.r, verify_on_reactor, &a);
+}
+
 int repl_vol_demote_sync(struct repl_vol *rv, char *err, size_t errlen)
 {
 	struct ctl_arg a = { .rv = rv, .err = err, .errlen = errlen };
@@ -1546,6 +1586,7 @@ static void fill_status(struct repl_vol *rv, struct repl_vol_status *st)
 		ps->bytes_out = p->bytes_out + (p->conn ? p->conn->bytes_out : 0);
 		ps->bytes_in = p->bytes_in + (p->conn ? p->conn->bytes_in : 0);
 	}
+	repl_verify_status(rv, st);
 }
 
 void repl_vol_publish(struct repl_vol *rv)
@@ -1582,7 +1623,7 @@ static int stop_on_reactor(void *arg)
 				repl_conn_close(rv->peers[i].conn, REPL_REASON_SHUTDOWN,
 						"volume going offline");
 	}
-	return (int)rv->conns + rv->timer_pending;
+	return (int)rv->conns + rv->timer_pending + (int)repl_verify_inflight(rv);
 }
 
 void repl_vol_stop_sync(struct repl_vol *rv)

@@ -33,6 +33,8 @@ void repl_vol_adopt(struct repl_vol *rv, int fd, const struct repl_features *f,
 /* thread-safe reads for frontends: may it be exported now? */
 bool repl_vol_is_primary(const struct repl_vol *rv);
 
+#define REPL_VERIFY_LISTED 32
+
 struct repl_peer_status {
 	uint32_t id;
 	char node[64], addr[128];
@@ -46,6 +48,20 @@ struct repl_peer_status {
 	uint64_t out_of_sync;      /* bytes its dirty bitmap covers */
 	uint64_t resync_total, resync_done, resync_ns; /* this or the last resync */
 	uint64_t bytes_out, bytes_in;
+	/* the running or last online verify */
+	bool verify_in;            /* compared in it */
+	char verify_note[64];      /* why skipped, or why it left the run */
+	uint64_t verify_compared, verify_differing; /* bytes */
+	unsigned verify_nlisted;
+	uint64_t verify_regions[REPL_VERIFY_LISTED]; /* offsets of the first differing regions */
+};
+
+struct repl_verify_status {
+	char state[16];            /* "" never run, running, done, failed */
+	char error[160];           /* why it failed */
+	uint32_t region;           /* bytes per compared region */
+	bool repair;
+	uint64_t total, done, ns;
 };
 
 struct repl_vol_status {
@@ -60,6 +76,7 @@ struct repl_vol_status {
 	uint64_t writes_replicated;
 	bool discard_my_data;      /* waiting to be resynced over a split brain */
 	bool forced;               /* promoted with --force, no peer since */
+	struct repl_verify_status verify;
 };
 
 /* Control plane (blocking; from any thread but the volume's reactor).
@@ -74,6 +91,14 @@ void repl_vol_status_sync(struct repl_vol *rv, struct repl_vol_status *st);
  * the next split-brain peer as newer and gets a full resync from it.
  * -EBUSY while primary. */
 int repl_vol_discard_sync(struct repl_vol *rv, char *err, size_t errlen);
+/* online verify (repl_verify.c): compares this member's data with every
+ * connected, up-to-date peer's by region digests, in the background; the
+ * result is in the status. region 0: 1 MiB. repair (primary only): the
+ * differing regions are resynced from here afterwards. -EBUSY running
+ * already or another member is primary, -EAGAIN no peer to compare with,
+ * -ESTALE this member is not up to date, -EINVAL bad region. */
+int repl_vol_verify_sync(struct repl_vol *rv, uint32_t region, bool repair, char *err,
+			 size_t errlen);
 /* closes every connection and stops reconnecting; then waits (bounded)
  * until they are gone. The layer itself is freed with the volume. */
 void repl_vol_stop_sync(struct repl_vol *rv);

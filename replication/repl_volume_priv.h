@@ -17,6 +17,10 @@
 #include "volume.h"
 
 #define HASH_BUCKETS   1024
+#define SEC_PAUSE_AT   512  /* secondary: requests in flight before reading pauses */
+#define SEC_RESUME_AT  128
+
+struct repl_verify;
 
 struct repl_req {
 	struct vol_io sub;          /* the local part */
@@ -97,6 +101,7 @@ struct repl_vol {
 	/* what the control plane reads: published by the reactor on every
 	 * change and every timer tick, so no control call ever waits for the
 	 * reactor while holding the volume manager's lock */
+	struct repl_verify *verify;  /* the running or last online verify (repl_verify.c) */
 	pthread_mutex_t status_lock;
 	struct repl_vol_status status;
 };
@@ -122,6 +127,12 @@ static inline bool overlaps(uint64_t a, uint64_t al, uint64_t b, uint64_t bl)
 void repl_vol_publish(struct repl_vol *rv);
 bool repl_vol_writes_overlap(struct repl_vol *rv, uint64_t off, uint64_t len);
 void repl_vol_pump_blocked(struct repl_vol *rv);
+/* a live peer is primary */
+bool repl_vol_live_primary(const struct repl_vol *rv);
+/* a request from peer p on link c that we serve as its secondary (or
+ * verify peer) starts / ends: bounds what one link keeps in flight */
+void repl_sec_io_start(struct repl_vol *rv, struct repl_peer *p, struct repl_conn *c);
+void repl_sec_io_done(struct repl_vol *rv, struct repl_peer *p, struct repl_conn *c);
 
 /* repl_resync.c: the source side */
 /* a resync of p (live, behind us, we are primary): from p->bm when it is
@@ -140,5 +151,24 @@ bool repl_resync_overlaps(struct repl_vol *rv, uint64_t off, uint64_t len);
 /* a write-like request done locally: mark it for every peer that did not ack */
 void repl_resync_mark(struct repl_vol *rv, uint64_t off, uint64_t len, uint32_t acked);
 void repl_resync_free(struct repl_vol *rv);
+/* mark a range in p's dirty bitmap (verify --repair) */
+void repl_resync_mark_peer(struct repl_vol *rv, struct repl_peer *p, uint64_t off, uint64_t len);
+
+/* repl_verify.c */
+#define REPL_VERIFY_REGION_DEFAULT (1u << 20)
+int repl_verify_start(struct repl_vol *rv, uint32_t region, bool repair, char *err,
+		      size_t errlen);
+/* a region in flight, or waiting for its turn, overlaps: the write waits */
+bool repl_verify_overlaps(struct repl_vol *rv, uint64_t off, uint64_t len);
+unsigned repl_verify_inflight(const struct repl_vol *rv);
+void repl_verify_pump(struct repl_vol *rv);
+void repl_verify_peer_gone(struct repl_vol *rv, struct repl_peer *p);
+int repl_verify_on_reply(struct repl_vol *rv, struct repl_peer *p, const struct repl_msg *m,
+			 char *why, size_t whylen);
+/* VERIFY_REQ from p: read, digest, answer */
+int repl_verify_serve(struct repl_vol *rv, struct repl_peer *p, struct repl_conn *c,
+		      const struct repl_msg *m, char *why, size_t whylen);
+void repl_verify_status(const struct repl_vol *rv, struct repl_vol_status *st);
+void repl_verify_free(struct repl_vol *rv);
 
 #endif

@@ -15,7 +15,8 @@
 #   wait_connected AZ N       until az sees N peers connected (10 s)
 #   data_of AZ                az's data file of $VOL
 #   nbd_uri AZ                nbd://<az addr>:10809/$VOL
-#   replicas_identical AZ...  cmp of the data files (daemons stopped or idle)
+#   verify_clean AZ...        urbdctl volume verify on the primary: all identical
+#   replicas_identical AZ...  verify_clean + cmp of the data files (idle)
 # shellcheck source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -96,8 +97,32 @@ repl_up() {
 	log "replica set up: $REPL_SPEC, volume $VOL uuid $uuid"
 }
 
+# verify_clean AZ...: `urbdctl volume verify` on the primary among them (or
+# the first, when none is) compares every other one and finds it identical.
+# Retries (10 s) while a peer is not comparable yet (a STATE after a resync
+# still on its way); a reported difference fails at once.
+verify_clean() {
+	local az v= out rc n want=$(($# - 1)) end=$((SECONDS + 10))
+	for az in "$@"; do
+		[ "$(vfield "$az" 'v["replication"]["role"]' 2>/dev/null)" = primary ] && v=$az
+	done
+	v=${v:-$1}
+	while :; do
+		rc=0
+		out=$(ctl "$v" volume verify "$VOL" 2>&1) || rc=$?
+		n=$(grep -c ' compared, identical' <<<"$out")
+		[ "$rc" = 6 ] && { echo "verify on $v: replicas differ: $out" >&2; return 1; }
+		[ "$rc" = 0 ] && [ "$n" -ge "$want" ] && break
+		[ $SECONDS -lt $end ] || { echo "verify on $v (exit $rc): $out" >&2; return 1; }
+		sleep 0.3
+	done
+	log "verify on $v: $n peers identical ($(head -n 1 <<<"$out" | tr -s ' '))"
+}
+
+# replicas_identical AZ...: verify_clean, then cmp of the data files
 replicas_identical() {
 	local first=$1 az
+	verify_clean "$@" || return 1
 	shift
 	for az in "$@"; do
 		cmp -s "$(data_of "$first")" "$(data_of "$az")" || {

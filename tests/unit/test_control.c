@@ -280,6 +280,37 @@ int volmgr_discard_my_data(struct volmgr *m, const char *name, char *err, size_t
 	return ret;
 }
 
+/* verify: the fake "runs" one and reports a difference on the first peer */
+int volmgr_verify(struct volmgr *m, const char *name, uint32_t region, bool repair, char *err,
+		  size_t errlen)
+{
+	struct volume_info *v;
+	int ret = injected(err, errlen);
+
+	if (ret)
+		return ret;
+	if (!(v = find(name))) {
+		snprintf(err, errlen, "no volume %s", name);
+		return -ENOENT;
+	}
+	if (!strcmp(v->repl.verify.state, "running")) {
+		snprintf(err, errlen, "volume %s: a verify is already running", name);
+		return -EBUSY;
+	}
+	snprintf(v->repl.verify.state, sizeof(v->repl.verify.state), "running");
+	v->repl.verify.region = region ? region : 1u << 20;
+	v->repl.verify.repair = repair;
+	v->repl.verify.total = v->size;
+	v->repl.peers[0].verify_in = true;
+	v->repl.peers[0].verify_differing = v->repl.verify.region;
+	v->repl.peers[0].verify_nlisted = 2;
+	v->repl.peers[0].verify_regions[0] = 0;
+	v->repl.peers[0].verify_regions[1] = 7ull << 20;
+	snprintf(v->repl.peers[1].verify_note, sizeof(v->repl.peers[1].verify_note),
+		 "skipped: diskless");
+	return 0;
+}
+
 /* ---- harness -------------------------------------------------------- */
 
 static char tmpdir[64], sock_path[128];
@@ -765,6 +796,48 @@ static void test_replication_calls(void **state)
 				 GRPC_STATUS_OK);
 		assert_true(xresp->volume->replication->discard_my_data);
 		protobuf_c_message_free_unpacked(&xresp->base, NULL);
+	}
+	{
+		Urbd__V1__VerifyVolumeRequest vreq = URBD__V1__VERIFY_VOLUME_REQUEST__INIT;
+		Urbd__V1__VerifyVolumeResponse *vresp = NULL;
+		const Urbd__V1__Verify *vf;
+		const Urbd__V1__Peer *p0;
+		unsigned before = fake.calls;
+
+		vreq.name = (char *)"rv";
+		vreq.region_bytes = 3000; /* not a power of two */
+		assert_int_equal(CALL("VerifyVolume", &vreq, verify_volume_response, &vresp),
+				 GRPC_STATUS_INVALID_ARGUMENT);
+		assert_non_null(strstr(err, "region_bytes 3000"));
+		vreq.region_bytes = 2u << 20; /* too large */
+		assert_int_equal(CALL("VerifyVolume", &vreq, verify_volume_response, &vresp),
+				 GRPC_STATUS_INVALID_ARGUMENT);
+		assert_int_equal(fake.calls, before); /* refused before volmgr */
+		vreq.region_bytes = 65536;
+		vreq.repair = true;
+		assert_int_equal(CALL("VerifyVolume", &vreq, verify_volume_response, &vresp),
+				 GRPC_STATUS_OK);
+		vf = vresp->volume->replication->verify;
+		assert_non_null(vf);
+		assert_string_equal(vf->state, "running");
+		assert_int_equal(vf->region_bytes, 65536);
+		assert_true(vf->repair);
+		assert_int_equal(vf->total_bytes, vresp->volume->size_bytes);
+		p0 = vresp->volume->replication->peers[0];
+		assert_true(p0->verify_compared);
+		assert_int_equal(p0->verify_differing_bytes, 65536);
+		assert_int_equal(p0->n_verify_differing_offsets, 2);
+		assert_int_equal(p0->verify_differing_offsets[1], 7ull << 20);
+		assert_string_equal(vresp->volume->replication->peers[1]->verify_note,
+				    "skipped: diskless");
+		protobuf_c_message_free_unpacked(&vresp->base, NULL);
+		vresp = NULL;
+		assert_int_equal(CALL("VerifyVolume", &vreq, verify_volume_response, &vresp),
+				 GRPC_STATUS_FAILED_PRECONDITION);
+		assert_non_null(strstr(err, "already running"));
+		vreq.name = (char *)"nope";
+		assert_int_equal(CALL("VerifyVolume", &vreq, verify_volume_response, &vresp),
+				 GRPC_STATUS_NOT_FOUND);
 	}
 }
 

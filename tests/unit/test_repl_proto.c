@@ -128,6 +128,21 @@ static int sample(unsigned i, struct repl_msg *m)
 		return 0;
 	case 28: m->type = REPL_MSG_RESYNC_START; m->u.value = 1ull << 30; return 0;
 	case 29: m->type = REPL_MSG_RESYNC_DONE; m->u.value = 65536; return 0;
+	case 30:
+		m->type = REPL_MSG_VERIFY_REQ;
+		m->u.io = (struct repl_io){ .id = 10, .offset = 1ull << 20, .length = 1 << 20 };
+		return 0;
+	case 31:
+		m->type = REPL_MSG_VERIFY_REPLY;
+		m->u.digest = (struct repl_digest){ .id = 10, .status = REPL_ST_OK,
+						    .alg = REPL_DIGEST_SHA256 };
+		memset(m->u.digest.digest, 0x3c, REPL_DIGEST_LEN);
+		return 0;
+	case 32:
+		m->type = REPL_MSG_VERIFY_REPLY;
+		m->u.digest = (struct repl_digest){ .id = 11, .status = REPL_ST_IO,
+						    .alg = REPL_DIGEST_SHA256 };
+		return 0;
 	case 27:
 		m->type = REPL_MSG_HELLO;
 		memset(m->u.hello.volume_uuid, 0x42, 16);
@@ -137,7 +152,7 @@ static int sample(unsigned i, struct repl_msg *m)
 	default: return -1;
 	}
 }
-#define NSAMPLES 30
+#define NSAMPLES 33
 
 static void assert_same_msg(const struct repl_msg *a, const struct repl_msg *b)
 {
@@ -316,6 +331,13 @@ static const struct bad_case bad_cases[] = {
 	{ 25, 4, 4, 1, "reserved" },
 	{ 27, 16, 4, 8, "out of range" },                /* from_id 8 */
 	{ 27, 20, 4, 0, "to itself" },                   /* to_id == from_id */
+	{ 30, 20, 4, REPL_IO_F_RESYNC, "flags" },        /* VERIFY_REQ takes none */
+	{ 30, 16, 4, REPL_MAX_DATA + 512, "too large" },
+	{ 30, 16, 4, 0, "zero length" },
+	{ 30, 8, 8, 4097, "aligned" },
+	{ 31, 8, 4, REPL_ST_END, "status" },
+	{ 31, 12, 4, 2, "algorithm" },
+	{ 31, 8, 4, REPL_ST_IO, "carries a digest" },
 };
 
 static void put_width(uint8_t *p, unsigned width, uint64_t v)
