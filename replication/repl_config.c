@@ -92,10 +92,16 @@ int repl_config_check(const struct repl_config *c, char *err, size_t errlen)
 		snprintf(err, errlen, "a replica set needs at least 2 members, got %u", n);
 		return -EINVAL;
 	}
-	if (c->members[c->local_id].diskless) {
-		snprintf(err, errlen, "the local member is diskless: a diskless member "
-			 "keeps no volume in this store");
-		return -EINVAL;
+	{
+		unsigned disked = 0;
+
+		for (unsigned i = 0; i < REPL_MAX_NODES; i++)
+			disked += c->members[i].present && !c->members[i].diskless;
+		if (!disked) {
+			snprintf(err, errlen, "every member is diskless: at least one must hold "
+				 "the data");
+			return -EINVAL;
+		}
 	}
 	for (unsigned i = 0; i < REPL_MAX_NODES; i++) {
 		const struct repl_member *m = &c->members[i];

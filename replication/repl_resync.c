@@ -119,6 +119,7 @@ void repl_resync_start(struct repl_vol *rv, struct repl_peer *p, uint64_t peer_g
 	 * to the link: a later resync resumes from it */
 	p->bm_complete = true;
 	p->bm_base = peer_gen;
+	p->bm_run = rv->primary_runs; /* and it is ours alone: see bitmap_covers */
 	p->syncing = true;
 	p->sync_cursor = 0;
 	p->sync_total = repl_bitmap_count(p->bm) * repl_bitmap_grain(p->bm);

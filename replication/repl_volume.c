@@ -92,6 +92,8 @@ static void set_role(struct repl_vol *rv, enum repl_role role)
 		for (unsigned i = 0; i < REPL_MAX_NODES; i++)
 			if (rv->peers[i].syncing)
 				repl_resync_stop(rv, &rv->peers[i], false);
+	if (role == REPL_ROLE_PRIMARY && rv->role != REPL_ROLE_PRIMARY)
+		rv->primary_runs++;
 	rv->role = role;
 	__atomic_store_n(&rv->primary_flag, role == REPL_ROLE_PRIMARY, __ATOMIC_RELEASE);
 }
@@ -99,6 +101,24 @@ static void set_role(struct repl_vol *rv, enum repl_role role)
 bool repl_vol_is_primary(const struct repl_vol *rv)
 {
 	return __atomic_load_n(&rv->primary_flag, __ATOMIC_ACQUIRE);
+}
+
+/* a tie-breaker: votes, keeps the generations, holds no data */
+static bool local_diskless(const struct repl_vol *rv)
+{
+	return rv->cfg.members[rv->cfg.local_id].diskless;
+}
+
+/* An "unconfirmed" peer (it lost its primary without a goodbye) may hold
+ * writes no one acknowledged; the next primary resyncs it completely. Not
+ * when that primary was us, all along: every write it applied we applied
+ * too, and what it did not acknowledge is in its bitmap, complete since
+ * the generation it still has. */
+static bool bitmap_covers(const struct repl_vol *rv, const struct repl_peer *p,
+			  uint64_t peer_gen)
+{
+	return rv->role == REPL_ROLE_PRIMARY && p->bm_complete && p->bm_base == peer_gen &&
+	       p->bm_run && p->bm_run == rv->primary_runs;
 }
 
 static bool unconfirmed(const struct repl_vol *rv)
@@ -123,7 +143,7 @@ static void fill_state(void *ctx, struct repl_conn *c, struct repl_state *s)
 	memset(s, 0, sizeof(*s));
 	s->role = (uint8_t)rv->role;
 	s->disk_state = (uint8_t)rv->disk;
-	s->bm_grain = m->bm_grain ? m->bm_grain : STORE_BM_GRAIN_DEFAULT;
+	s->bm_grain = local_diskless(rv) ? 0 : m->bm_grain ? m->bm_grain : STORE_BM_GRAIN_DEFAULT;
 	s->size = rv->v->size;
 	memcpy(s->volume_uuid, m->uuid.b, 16);
 	s->gen_current = m->gen.current;
@@ -187,7 +207,7 @@ static void set_unconfirmed(struct repl_vol *rv, bool on, const char *why)
 {
 	struct store_meta m = rv->v->sv->meta;
 
-	if (unconfirmed(rv) == on)
+	if (unconfirmed(rv) == on || (on && local_diskless(rv)))
 		return;
 	m.flags = on ? (m.flags | STORE_SB_F_UNCONFIRMED) : (m.flags & ~STORE_SB_F_UNCONFIRMED);
 	if (store_write_meta(rv->v->sv, &m))
@@ -217,8 +237,10 @@ static int rotate(struct repl_vol *rv, const char *why)
 
 static void set_disk(struct repl_vol *rv, enum repl_disk_state ds, const char *why)
 {
-	/* a resync target stays inconsistent until its RESYNC_DONE */
-	if (rv->disk == ds || (rv->disk == REPL_DISK_INCONSISTENT && ds == REPL_DISK_OUTDATED))
+	/* a resync target stays inconsistent until its RESYNC_DONE; a
+	 * tie-breaker is diskless for good */
+	if (rv->disk == ds || (rv->disk == REPL_DISK_INCONSISTENT && ds == REPL_DISK_OUTDATED) ||
+	    local_diskless(rv))
 		return;
 	log_info("repl", "%s: disk %s -> %s (%s)", vname(rv), repl_disk_state_name(rv->disk),
 		 repl_disk_state_name(ds), why);
@@ -453,7 +475,11 @@ static int start_barrier(struct repl_vol *rv)
 	for (unsigned i = 0; i < REPL_MAX_NODES; i++) {
 		struct repl_peer *p = &rv->peers[i];
 
-		if (!p->live || p->outdated || p->m->diskless)
+		/* a tie-breaker, and a member that is behind, confirm too:
+		 * they keep the generation (tiebreaker_follow,
+		 * peer_state_changed), which is what outdates a member that
+		 * missed this one */
+		if (!p->live)
 			continue;
 		if (repl_conn_send(p->conn, &m) == 0)
 			rv->barrier_wait |= 1u << i;
@@ -662,8 +688,14 @@ static int on_ack(struct repl_vol *rv, struct repl_peer *p, const struct repl_ms
 
 	if (m->type == REPL_MSG_FLUSH_ACK && rv->barrier_pending &&
 	    m->u.ack.id == rv->barrier_id && (rv->barrier_wait & bit)) {
-		if (m->u.ack.status == REPL_ST_OK)
+		if (m->u.ack.status == REPL_ST_OK) {
 			rv->barrier_acked |= bit;
+			/* a member behind took the generation without data: its
+			 * bitmap still says what it misses, now since this one */
+			if (p->outdated && p->bm_complete &&
+			    p->bm_base == rv->barrier_prev.current)
+				p->bm_base = rv->v->sv->meta.gen.current;
+		}
 		barrier_peer_gone(rv, p->id);
 		return 0;
 	}
@@ -757,6 +789,10 @@ static int apply(struct repl_vol *rv, struct repl_peer *p, struct repl_conn *c,
 			 repl_msg_name(m->type));
 		return -EBADMSG;
 	}
+	if (m->type != REPL_MSG_FLUSH && local_diskless(rv)) {
+		snprintf(why, whylen, "%s to a diskless member", repl_msg_name(m->type));
+		return -EBADMSG;
+	}
 	if (m->type != REPL_MSG_FLUSH &&
 	    (m->u.io.offset + m->u.io.length > rv->v->size)) {
 		snprintf(why, whylen, "%s off=%llu len=%u past the end (%llu)",
@@ -835,6 +871,29 @@ static bool disk_usable(const struct repl_vol *rv)
 	return rv->disk != REPL_DISK_OUTDATED && rv->disk != REPL_DISK_INCONSISTENT;
 }
 
+/* A tie-breaker keeps the newest generation a member holding data has
+ * (the primary's, or an up-to-date member's that is ahead of ours): a
+ * member that missed writes then finds a newer generation here and is
+ * outdated, even with the primary gone. Persisted before the FLUSH after
+ * the primary's STATE is acknowledged (the generation barrier). */
+static void tiebreaker_follow(struct repl_vol *rv, struct repl_peer *p,
+			      const struct repl_state *s, const struct store_generations *pg,
+			      enum repl_gen_cmp cmp)
+{
+	bool usable = s->disk_state == REPL_DISK_UP_TO_DATE ||
+		      s->disk_state == REPL_DISK_CONSISTENT;
+
+	if (cmp == REPL_GEN_SAME || !usable)
+		return;
+	if (cmp != REPL_GEN_PEER_NEWER && s->role != REPL_ROLE_PRIMARY)
+		return;
+	if (save_meta(rv, pg, 0))
+		return;
+	log_info("repl", "%s: tie-breaker: generation %016llx of %s (%s)", vname(rv),
+		 (unsigned long long)pg->current, p->m->node, repl_role_name(s->role));
+	broadcast_state(rv);
+}
+
 /* A peer's STATE: at the handshake (generations decide who is behind),
  * or on a live link (role/disk changes, the primary's new generations). */
 static void peer_state_changed(struct repl_vol *rv, struct repl_peer *p,
@@ -845,16 +904,34 @@ static void peer_state_changed(struct repl_vol *rv, struct repl_peer *p,
 	enum repl_gen_cmp cmp = repl_gen_compare(&rv->v->sv->meta.gen, &pg);
 
 	p->st = *s;
+	if (local_diskless(rv)) {
+		tiebreaker_follow(rv, p, s, &pg, cmp);
+		return;
+	}
 	if (s->disk_state == REPL_DISK_OUTDATED || s->disk_state == REPL_DISK_INCONSISTENT)
 		p->outdated = true;
 	if (!handshake && (s->flags & REPL_STATE_F_UNCONFIRMED) &&
-	    rv->role == REPL_ROLE_PRIMARY && !p->syncing && !p->m->diskless) {
+	    rv->role == REPL_ROLE_PRIMARY && !p->syncing && !p->m->diskless &&
+	    !bitmap_covers(rv, p, s->gen_current)) {
 		p->outdated = true;
 		p->bm_complete = false;
 		repl_resync_start(rv, p, s->gen_current);
 	}
-	if (rv->disk == REPL_DISK_INCONSISTENT)
-		return; /* a resync target: RESYNC_DONE brings the generations */
+	/* Behind (outdated, or a resync target: RESYNC_DONE brings the data's
+	 * generations): the data waits for a resync, but the primary's newer
+	 * generation is kept, persisted with the disk state as it is, before
+	 * the FLUSH after it is acknowledged. That confirms the primary's
+	 * generation barrier, and a member that missed those writes and
+	 * meets us later is outdated by it. */
+	if (!disk_usable(rv)) {
+		if (!handshake && s->role == REPL_ROLE_PRIMARY && cmp == REPL_GEN_PEER_NEWER &&
+		    rv->role != REPL_ROLE_PRIMARY &&
+		    save_meta(rv, &pg, rv->v->sv->meta.disk_state) == 0)
+			log_info("repl", "%s: %s, keeping the primary's generation %016llx",
+				 vname(rv), repl_disk_state_name(rv->disk),
+				 (unsigned long long)pg.current);
+		return;
+	}
 	if (cmp == REPL_GEN_SAME) {
 		if (s->role == REPL_ROLE_PRIMARY && disk_usable(rv))
 			set_disk(rv, REPL_DISK_UP_TO_DATE, "in sync with the primary");
@@ -863,7 +940,7 @@ static void peer_state_changed(struct repl_vol *rv, struct repl_peer *p,
 	if (cmp == REPL_GEN_LOCAL_NEWER) {
 		/* at the handshake: it missed writes. On a live link its STATE
 		 * may simply predate ours: it says so itself if it is behind */
-		if (handshake)
+		if (handshake && !p->m->diskless)
 			p->outdated = true;
 		return;
 	}
@@ -913,6 +990,9 @@ static uint32_t on_state(void *ctx, struct repl_conn *c, const struct repl_state
 		return REPL_REASON_SIZE_MISMATCH;
 	}
 	cmp = repl_gen_compare(&rv->v->sv->meta.gen, &pg);
+	/* a tie-breaker holds no data to diverge: it follows (tiebreaker_follow) */
+	if (local_diskless(rv) && (cmp == REPL_GEN_SPLIT_BRAIN || cmp == REPL_GEN_UNRELATED))
+		cmp = s->role == REPL_ROLE_PRIMARY ? REPL_GEN_PEER_NEWER : REPL_GEN_SAME;
 	if (cmp == REPL_GEN_SPLIT_BRAIN || cmp == REPL_GEN_UNRELATED) {
 		/* the operator's choice, on either side, settles it: that side
 		 * is behind and gets a full resync (its own changes are lost) */
@@ -959,8 +1039,10 @@ static uint32_t on_state(void *ctx, struct repl_conn *c, const struct repl_state
 		/* LOCAL_NEWER: the peer steps down when it sees our STATE */
 	}
 	p->live = true;
-	p->outdated = cmp == REPL_GEN_LOCAL_NEWER; /* set again below from the generations */
-	if ((s->flags & REPL_STATE_F_UNCONFIRMED) && rv->role == REPL_ROLE_PRIMARY) {
+	/* set again below from the generations; a tie-breaker is never behind */
+	p->outdated = cmp == REPL_GEN_LOCAL_NEWER && !p->m->diskless;
+	if ((s->flags & REPL_STATE_F_UNCONFIRMED) && rv->role == REPL_ROLE_PRIMARY &&
+	    !p->m->diskless && !bitmap_covers(rv, p, s->gen_current)) {
 		p->outdated = true;
 		p->bm_complete = false;
 	}
@@ -1126,6 +1208,7 @@ static void peer_lost(struct repl_vol *rv, struct repl_peer *p)
 	if (was_current && p->st.role != REPL_ROLE_PRIMARY) {
 		p->bm_base = rv->v->sv->meta.gen.current;
 		p->bm_complete = true;
+		p->bm_run = rv->role == REPL_ROLE_PRIMARY ? rv->primary_runs : 0;
 	} else if (!was_syncing) {
 		p->bm_complete = false;
 	}
@@ -1150,6 +1233,20 @@ static void peer_lost(struct repl_vol *rv, struct repl_peer *p)
 			req_check(q);
 		}
 	}
+	/* a newer generation a peer showed while we still followed the
+	 * primary was left for the primary to bring (peer_state_changed):
+	 * with the primary gone, it outdates us now */
+	if (was_live && p->st.role == REPL_ROLE_PRIMARY && rv->role != REPL_ROLE_PRIMARY &&
+	    !rv->stopping)
+		for (unsigned i = 0; i < REPL_MAX_NODES; i++) {
+			struct repl_peer *q = &rv->peers[i];
+
+			if (q->live && q != p) {
+				struct repl_state st = q->st;
+
+				peer_state_changed(rv, q, &st, false);
+			}
+		}
 	if (!rv->stopping)
 		broadcast_state(rv); /* whom we follow may have changed */
 	if (rv->had_quorum && !have_quorum(rv) && !rv->stopping) {
@@ -1333,7 +1430,8 @@ struct repl_vol *repl_vol_new(struct volume *v, const struct repl_config *cfg,
 		rv->resync_tokens = (int64_t)(rv->resync_rate / 5);
 	}
 	set_role(rv, REPL_ROLE_SECONDARY);
-	rv->disk = v->sv->meta.disk_state == REPL_DISK_OUTDATED ||
+	rv->disk = cfg->members[cfg->local_id].diskless ? REPL_DISK_DISKLESS :
+		   v->sv->meta.disk_state == REPL_DISK_OUTDATED ||
 		   v->sv->meta.disk_state == REPL_DISK_INCONSISTENT ? v->sv->meta.disk_state
 								    : REPL_DISK_CONSISTENT;
 	for (unsigned i = 0; i < REPL_MAX_NODES; i++) {
@@ -1371,6 +1469,11 @@ static int promote_on_reactor(void *arg)
 
 	if (rv->role == REPL_ROLE_PRIMARY && !(a->force && !have_quorum(rv)))
 		return 0;
+	if (local_diskless(rv)) {
+		snprintf(a->err, a->errlen, "volume %s: this member is diskless (a tie-breaker) "
+			 "and holds no data: promote a member with a replica", vname(rv));
+		return -EBUSY;
+	}
 	if (rv->disk == REPL_DISK_OUTDATED || rv->disk == REPL_DISK_INCONSISTENT) {
 		snprintf(a->err, a->errlen, "volume %s is %s here: it misses writes and "
 			 "cannot become primary (promote an up-to-date replica)", vname(rv),
@@ -1414,7 +1517,10 @@ static int promote_on_reactor(void *arg)
 	 * which is what lets connected peers follow the new generation */
 	set_role(rv, REPL_ROLE_PRIMARY);
 	rv->disk = REPL_DISK_UP_TO_DATE;
-	if (visible(rv) < members && rotate(rv, "promoted without every member") < 0) {
+	/* a new generation, confirmed by a quorum before the first write
+	 * completes (the barrier): a tie-breaker gets no writes, so only the
+	 * barrier's FLUSH_ACK says it holds the generation */
+	if (visible(rv) < members && start_barrier(rv) < 0) {
 		set_role(rv, REPL_ROLE_SECONDARY);
 		snprintf(a->err, a->errlen, "volume %s: cannot persist the new generation",
 			 vname(rv));

@@ -58,6 +58,8 @@ struct repl_peer {
 	struct repl_dirty_bitmap *bm;
 	uint64_t bm_base;           /* our generation when it left in sync */
 	bool bm_complete;           /* bm holds everything it misses since bm_base */
+	uint64_t bm_run;            /* our primary run (repl_vol.primary_runs) when it
+				     * left us as its primary, else 0 */
 	bool syncing;               /* we are its resync source now */
 	uint64_t sync_cursor, sync_total, sync_done, sync_started_ns;
 	uint64_t sync_last_total, sync_last_done, sync_last_ns; /* the last finished one */
@@ -73,6 +75,7 @@ struct repl_vol {
 	enum repl_role role;
 	enum repl_disk_state disk;
 	int primary_flag;           /* atomic mirror of role for other threads */
+	uint64_t primary_runs;      /* times this process became primary */
 	uint64_t next_id;
 	struct repl_req *hash[HASH_BUCKETS];
 	struct repl_req *inflight;  /* list, for overlap checks */

@@ -5,7 +5,8 @@
 #                             listener on <az addr>:7788 and a shared secret;
 #                             creates volume $VOL ($VOL_SIZE) on every az with
 #                             the same uuid and replica set (member ids in az
-#                             order), waits until every pair is connected
+#                             order; those in $REPL_DISKLESS diskless), waits
+#                             until every pair is connected
 #   repl_start AZ [args]      (re)start az's daemon with the replication flags
 #   ctl AZ ARGS...            urbdctl against az's daemon
 #   vstatus AZ                `volume status $VOL --json` of az
@@ -26,6 +27,7 @@ REPL_PORT=7788
 REPL_SECRET=$T/repl-secret
 REPL_AZS=()
 REPL_SPEC=
+REPL_DISKLESS=${REPL_DISKLESS:-}  # azs whose member is a diskless tie-breaker
 CTL=$URBD_BUILD/urbdctl
 
 # replication timing for tests: fast failure detection
@@ -83,6 +85,7 @@ repl_up() {
 	REPL_SPEC=
 	for i in "${!azs[@]}"; do
 		REPL_SPEC+="${REPL_SPEC:+,}$i=node-${azs[$i]}@$(az_addr "${azs[$i]}"):$REPL_PORT"
+		[[ " $REPL_DISKLESS " == *" ${azs[$i]} "* ]] && REPL_SPEC+=":diskless"
 	done
 	for az in "${azs[@]}"; do repl_start "$az"; done
 	ctl "${azs[0]}" volume create "$VOL" "$VOL_SIZE" --replicas "$REPL_SPEC" --local-id 0 \

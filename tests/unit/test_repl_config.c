@@ -59,7 +59,8 @@ static void test_parse_errors(void **state)
 	expect_bad("local = 0\nmember 0 = a 1.2.3.4:1\nmember 1 = b nowhere\n", "not host:port");
 	expect_bad("local = 0\nmember 0 = a 1.2.3.4:1\nmember 1 = b 1.2.3.5:99999\n", "not host:port");
 	expect_bad("local = 0\nmember 0 = a 1.2.3.4:1\nmember 1 = b 1.2.3.5:1 tiny\n", "line 3");
-	expect_bad("local = 0\nmember 0 = a 1.2.3.4:1 diskless\nmember 1 = b 1.2.3.5:1\n", "diskless");
+	expect_bad("local = 0\nmember 0 = a 1.2.3.4:1 diskless\nmember 1 = b 1.2.3.5:1 diskless\n",
+		   "every member is diskless");
 	expect_bad("local = 0\nack = some\nmember 0 = a 1.2.3.4:1\nmember 1 = b 1.2.3.5:1\n", "line 2");
 	expect_bad("local = 0\nmember 8 = a 1.2.3.4:1\n", "line 2");
 	expect_bad("local = 0\nbogus = 1\n", "line 2");
