@@ -38,6 +38,8 @@ struct ctl {
 	/* volume verify */
 	const char *region;
 	bool repair, no_wait;
+	/* membership */
+	bool join, replace;
 	unsigned timeout_ms;
 	struct rpc_client *client; /* connected on first call */
 	grpc_status_code status;   /* of the last ctl_call */

@@ -179,11 +179,14 @@ static int replica_args(struct ctl *c, Urbd__V1__CreateVolumeRequest *req,
 	char err[256];
 
 	if (!c->replicas) {
-		if (c->uuid || c->ack || c->on_no_quorum || c->local_id >= 0)
-			return ctl_usage_error("--uuid, --local-id, --ack and --on-no-quorum "
-					       "need --replicas");
+		if (c->uuid || c->ack || c->on_no_quorum || c->local_id >= 0 || c->join)
+			return ctl_usage_error("--uuid, --local-id, --ack, --on-no-quorum and "
+					       "--join need --replicas");
 		return 0;
 	}
+	if (c->join && !c->uuid)
+		return ctl_usage_error("--join needs --uuid (the set's uuid)");
+	req->join = c->join;
 	if (c->local_id < 0)
 		return ctl_usage_error("--replicas needs --local-id (which member this is)");
 	memset(rc, 0, sizeof(*rc));
@@ -432,6 +435,77 @@ static int volume_discard(struct ctl *c, int argc, char **argv)
 	return volume_role(c, argc, argv, &role_discard);
 }
 
+/* add-replica NAME ID=NODE@HOST:PORT[:diskless] [--replace], remove-replica NAME ID:
+ * on every current member */
+static int volume_add_replica(struct ctl *c, int argc, char **argv)
+{
+	Urbd__V1__AddReplicaRequest req = URBD__V1__ADD_REPLICA_REQUEST__INIT;
+	Urbd__V1__Replica rep = URBD__V1__REPLICA__INIT;
+	Urbd__V1__AddReplicaResponse *resp;
+	struct repl_config rc = { 0 };
+	char err[256];
+	unsigned n = 0;
+	int ret;
+
+	if ((ret = need_args(argc, 2, "volume add-replica NAME ID=NODE@HOST:PORT[:diskless] "
+			     "[--replace]")))
+		return ret;
+	if (repl_config_parse_members(argv[1], &rc, err, sizeof(err)))
+		return ctl_usage_error("%s", err);
+	for (unsigned i = 0; i < REPL_MAX_NODES; i++)
+		if (rc.members[i].present) {
+			rep.id = i;
+			rep.node = rc.members[i].node;
+			rep.address = rc.members[i].addr;
+			rep.diskless = rc.members[i].diskless;
+			n++;
+		}
+	if (n != 1)
+		return ctl_usage_error("add-replica takes one replica, got %u", n);
+	req.name = argv[0];
+	req.replica = &rep;
+	req.replace = c->replace;
+	ret = ctl_call(c, METHOD("AddReplica"), &req.base,
+		       &urbd__v1__add_replica_response__descriptor, (ProtobufCMessage **)&resp);
+	if (ret)
+		return ret;
+	if (c->json && resp->volume)
+		ret = ctl_json_print(ctl_json_volume(resp->volume));
+	else if (!c->json)
+		printf("volume %s: member %u %s %s (%s)\n", argv[0], rep.id,
+		       c->replace ? "replaced by" : "added:", rep.node, rep.address);
+	protobuf_c_message_free_unpacked(&resp->base, NULL);
+	return ret;
+}
+
+static int volume_remove_replica(struct ctl *c, int argc, char **argv)
+{
+	Urbd__V1__RemoveReplicaRequest req = URBD__V1__REMOVE_REPLICA_REQUEST__INIT;
+	Urbd__V1__RemoveReplicaResponse *resp;
+	char *end;
+	unsigned long id;
+	int ret;
+
+	if ((ret = need_args(argc, 2, "volume remove-replica NAME ID")))
+		return ret;
+	id = strtoul(argv[1], &end, 10);
+	if (end == argv[1] || *end || id >= REPL_MAX_NODES)
+		return ctl_usage_error("member id '%s': 0..%d", argv[1], REPL_MAX_NODES - 1);
+	req.name = argv[0];
+	req.id = (uint32_t)id;
+	ret = ctl_call(c, METHOD("RemoveReplica"), &req.base,
+		       &urbd__v1__remove_replica_response__descriptor,
+		       (ProtobufCMessage **)&resp);
+	if (ret)
+		return ret;
+	if (c->json && resp->volume)
+		ret = ctl_json_print(ctl_json_volume(resp->volume));
+	else if (!c->json)
+		printf("volume %s: member %lu removed\n", argv[0], id);
+	protobuf_c_message_free_unpacked(&resp->base, NULL);
+	return ret;
+}
+
 static int get_volume(struct ctl *c, const char *name, Urbd__V1__GetVolumeResponse **resp)
 {
 	Urbd__V1__GetVolumeRequest req = URBD__V1__GET_VOLUME_REQUEST__INIT;
@@ -532,7 +606,8 @@ int ctl_cmd_volume(struct ctl *c, int argc, char **argv)
 		{ "resize", volume_resize }, { "delete", volume_delete },
 		{ "rm", volume_delete }, { "promote", volume_promote },
 		{ "demote", volume_demote }, { "discard-my-data", volume_discard },
-		{ "verify", volume_verify },
+		{ "verify", volume_verify }, { "add-replica", volume_add_replica },
+		{ "remove-replica", volume_remove_replica },
 	};
 
 	if (argc < 1)

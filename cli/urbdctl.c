@@ -25,6 +25,12 @@ static const char usage_text[] =
 	"      --local-id ID             which member this daemon is\n"
 	"      --uuid UUID               the volume's uuid (from the first member)\n"
 	"      --ack all|majority        --on-no-quorum io-error|suspend-io\n"
+	"      --join                    a new member of an existing set (after\n"
+	"                                add-replica on the others): fully synced\n"
+	"  volume add-replica NAME ID=NODE@HOST:PORT[:diskless] [--replace]\n"
+	"                                on every current member: a new member\n"
+	"                                (--replace: a new node in a taken slot)\n"
+	"  volume remove-replica NAME ID on every remaining member\n"
 	"  volume promote NAME [--force] make this replica the primary (--force:\n"
 	"                                without quorum)\n"
 	"  volume demote NAME            make it a secondary again\n"
@@ -151,7 +157,8 @@ int ctl_call(struct ctl *c, const char *method, const ProtobufCMessage *req,
 }
 
 enum { OPT_TLS_CERT = 256, OPT_TLS_KEY, OPT_TLS_CA, OPT_TLS_NAME, OPT_REPLICAS,
-       OPT_LOCAL_ID, OPT_UUID, OPT_ACK, OPT_NOQ, OPT_REGION, OPT_REPAIR, OPT_NO_WAIT };
+       OPT_LOCAL_ID, OPT_UUID, OPT_ACK, OPT_NOQ, OPT_REGION, OPT_REPAIR, OPT_NO_WAIT,
+       OPT_JOIN, OPT_REPLACE };
 
 static const struct option long_opts[] = {
 	{ "socket", required_argument, NULL, 's' },
@@ -168,6 +175,8 @@ static const struct option long_opts[] = {
 	{ "region", required_argument, NULL, OPT_REGION },
 	{ "repair", no_argument, NULL, OPT_REPAIR },
 	{ "no-wait", no_argument, NULL, OPT_NO_WAIT },
+	{ "join", no_argument, NULL, OPT_JOIN },
+	{ "replace", no_argument, NULL, OPT_REPLACE },
 	{ "json", no_argument, NULL, 'j' },
 	{ "timeout", required_argument, NULL, 't' },
 	{ "force", no_argument, NULL, 'f' },
@@ -211,6 +220,8 @@ static int parse_options(struct ctl *c, int argc, char **argv,
 		case OPT_REGION: c->region = optarg; break;
 		case OPT_REPAIR: c->repair = true; break;
 		case OPT_NO_WAIT: c->no_wait = true; break;
+		case OPT_JOIN: c->join = true; break;
+		case OPT_REPLACE: c->replace = true; break;
 		case OPT_LOCAL_ID: {
 			char *end;
 			long v = strtol(optarg, &end, 10);

@@ -265,6 +265,24 @@ static grpc_status_code node_info(void *ctx, const ProtobufCMessage *req,
 	return GRPC_STATUS_OK;
 }
 
+/* a Replica of the API into a member: 0, or -EINVAL with the reason */
+static int member_of(const Urbd__V1__Replica *x, struct repl_member *mb, char *err,
+		     size_t errlen)
+{
+	if (x->id >= REPL_MAX_NODES || strlen(x->node) >= sizeof(mb->node) ||
+	    strlen(x->address) >= sizeof(mb->addr)) {
+		snprintf(err, errlen, "replica %u: id must be 0..%d, node and address short "
+			 "enough", x->id, REPL_MAX_NODES - 1);
+		return -EINVAL;
+	}
+	memset(mb, 0, sizeof(*mb));
+	mb->present = true;
+	mb->diskless = x->diskless;
+	strcpy(mb->node, x->node);
+	strcpy(mb->addr, x->address);
+	return 0;
+}
+
 static grpc_status_code create_replicated(struct control_server *s,
 					   const Urbd__V1__CreateVolumeRequest *r,
 					   char *err, size_t errlen)
@@ -285,22 +303,16 @@ static grpc_status_code create_replicated(struct control_server *s,
 	}
 	for (size_t i = 0; i < r->n_replicas; i++) {
 		const Urbd__V1__Replica *x = r->replicas[i];
-		struct repl_member *mb;
 
-		if (x->id >= REPL_MAX_NODES || rc.members[x->id].present ||
-		    strlen(x->node) >= sizeof(mb->node) || strlen(x->address) >= sizeof(mb->addr)) {
-			snprintf(err, errlen, "replica %zu: id must be 0..%d and unique, node and "
-				 "address short enough", i, REPL_MAX_NODES - 1);
+		if (x->id < REPL_MAX_NODES && rc.members[x->id].present) {
+			snprintf(err, errlen, "replica %zu: id %u twice", i, x->id);
 			return GRPC_STATUS_INVALID_ARGUMENT;
 		}
-		mb = &rc.members[x->id];
-		mb->present = true;
-		mb->diskless = x->diskless;
-		strcpy(mb->node, x->node);
-		strcpy(mb->addr, x->address);
+		if (member_of(x, &rc.members[x->id < REPL_MAX_NODES ? x->id : 0], err, errlen))
+			return GRPC_STATUS_INVALID_ARGUMENT;
 	}
 	ret = volmgr_create_replicated(s->m, r->name, r->size_bytes, r->uuid[0] ? &uuid : NULL,
-				       &rc, why, sizeof(why));
+				       &rc, r->join, why, sizeof(why));
 	return ret ? volmgr_failed(ret, why, err, errlen) : GRPC_STATUS_OK;
 }
 
@@ -497,7 +509,8 @@ out:
 static grpc_status_code role_failed(int ret, const char *why, char *err, size_t errlen)
 {
 	snprintf(err, errlen, "%s", why[0] ? why : strerror(-ret));
-	if (ret == -EAGAIN || ret == -ESTALE || ret == -EBUSY || ret == -EINVAL)
+	if (ret == -EAGAIN || ret == -ESTALE || ret == -EBUSY || ret == -EINVAL ||
+	    ret == -EEXIST || ret == -ENXIO)
 		return GRPC_STATUS_FAILED_PRECONDITION;
 	return rpc_status_from_errno(ret);
 }
@@ -506,6 +519,10 @@ static grpc_status_code role_failed(int ret, const char *why, char *err, size_t 
 _Static_assert(offsetof(Urbd__V1__DemoteVolumeResponse, volume) ==
 	       offsetof(Urbd__V1__PromoteVolumeResponse, volume), "role responses differ");
 _Static_assert(offsetof(Urbd__V1__DiscardMyDataResponse, volume) ==
+	       offsetof(Urbd__V1__PromoteVolumeResponse, volume), "role responses differ");
+_Static_assert(offsetof(Urbd__V1__AddReplicaResponse, volume) ==
+	       offsetof(Urbd__V1__PromoteVolumeResponse, volume), "role responses differ");
+_Static_assert(offsetof(Urbd__V1__RemoveReplicaResponse, volume) ==
 	       offsetof(Urbd__V1__PromoteVolumeResponse, volume), "role responses differ");
 _Static_assert(offsetof(Urbd__V1__VerifyVolumeResponse, volume) ==
 	       offsetof(Urbd__V1__PromoteVolumeResponse, volume), "role responses differ");
@@ -585,6 +602,41 @@ static grpc_status_code verify_volume(void *ctx, const ProtobufCMessage *req,
 			 why, &urbd__v1__verify_volume_response__descriptor, resp, err, errlen);
 }
 
+static grpc_status_code add_replica(void *ctx, const ProtobufCMessage *req,
+				    ProtobufCMessage **resp, char *err, size_t errlen)
+{
+	const Urbd__V1__AddReplicaRequest *r = (const void *)req;
+	struct control_server *s = ctx;
+	struct repl_member mb;
+	char why[256] = "";
+
+	if (!check_name(r->name, err, errlen))
+		return GRPC_STATUS_INVALID_ARGUMENT;
+	if (!r->replica) {
+		snprintf(err, errlen, "no replica given");
+		return GRPC_STATUS_INVALID_ARGUMENT;
+	}
+	if (member_of(r->replica, &mb, err, errlen))
+		return GRPC_STATUS_INVALID_ARGUMENT;
+	return role_call(s, r->name, volmgr_set_replica(s->m, r->name, r->replica->id, &mb,
+							r->replace, why, sizeof(why)),
+			 why, &urbd__v1__add_replica_response__descriptor, resp, err, errlen);
+}
+
+static grpc_status_code remove_replica(void *ctx, const ProtobufCMessage *req,
+				       ProtobufCMessage **resp, char *err, size_t errlen)
+{
+	const Urbd__V1__RemoveReplicaRequest *r = (const void *)req;
+	struct control_server *s = ctx;
+	char why[256] = "";
+
+	if (!check_name(r->name, err, errlen))
+		return GRPC_STATUS_INVALID_ARGUMENT;
+	return role_call(s, r->name, volmgr_set_replica(s->m, r->name, r->id, NULL, false, why,
+							sizeof(why)),
+			 why, &urbd__v1__remove_replica_response__descriptor, resp, err, errlen);
+}
+
 /* ---- server --------------------------------------------------------- */
 
 #define METHOD(name, req, fn) \
@@ -602,6 +654,8 @@ static const struct rpc_method control_methods[] = {
 	METHOD("DemoteVolume", demote_volume_request, demote_volume),
 	METHOD("DiscardMyData", discard_my_data_request, discard_my_data),
 	METHOD("VerifyVolume", verify_volume_request, verify_volume),
+	METHOD("AddReplica", add_replica_request, add_replica),
+	METHOD("RemoveReplica", remove_replica_request, remove_replica),
 };
 
 int control_start(struct volmgr *m, const struct control_config *cfg,

@@ -267,8 +267,10 @@ int store_create_volume_ex(struct store *s, const char *name, uint64_t size,
 		m.uuid = o->uuid;
 	else
 		ret = urbd_uuid_generate(&m.uuid);
-	if (o)
+	if (o) {
 		m.gen = o->gen;
+		m.disk_state = o->disk_state;
+	}
 	if (ret) {
 		snprintf(err, errlen, "cannot generate a UUID");
 		return ret;

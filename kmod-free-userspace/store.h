@@ -37,6 +37,7 @@ int store_create_volume(struct store *s, const char *name, uint64_t size,
 struct store_create_opts {
 	struct urbd_uuid uuid;        /* null: a fresh one */
 	struct store_generations gen;
+	uint32_t disk_state;          /* replication: e.g. inconsistent for a joining member */
 };
 /* store_create_volume with a given identity, and one more file written in
  * the volume's directory before it appears (NULL: none). */

@@ -340,7 +340,7 @@ out:
 
 int volmgr_create_replicated(struct volmgr *m, const char *name, uint64_t size,
 			     const struct urbd_uuid *uuid, const struct repl_config *rc,
-			     char *err, size_t errlen)
+			     bool join, char *err, size_t errlen)
 {
 	struct store_create_opts o = { 0 };
 	char text[4096];
@@ -367,9 +367,19 @@ int volmgr_create_replicated(struct volmgr *m, const char *name, uint64_t size,
 		return -EIO;
 	}
 	/* every member starts from the same generation, derived from the
-	 * uuid: a set created together is identical (all zeroes) */
-	memcpy(&o.gen.current, o.uuid.b, sizeof(o.gen.current));
-	o.gen.current |= 1;
+	 * uuid: a set created together is identical (all zeroes). One that
+	 * joins later has none and is inconsistent: the primary syncs it
+	 * completely */
+	if (join && !uuid) {
+		snprintf(err, errlen, "joining an existing replica set needs its uuid");
+		return -EINVAL;
+	}
+	if (join) {
+		o.disk_state = REPL_DISK_INCONSISTENT;
+	} else {
+		memcpy(&o.gen.current, o.uuid.b, sizeof(o.gen.current));
+		o.gen.current |= 1;
+	}
 	ret = repl_config_format(rc, text, sizeof(text));
 	if (ret) {
 		snprintf(err, errlen, "replica set too large");
@@ -435,6 +445,30 @@ static int role_change(struct volmgr *m, const char *name, enum role_op op, bool
 		ret = repl_vol_verify_sync(e->rv, region, force, err, errlen);
 	else if (e)
 		ret = repl_vol_discard_sync(e->rv, err, errlen);
+	pthread_mutex_unlock(&m->lock);
+	return ret;
+}
+
+int volmgr_set_replica(struct volmgr *m, const char *name, uint32_t id,
+		       const struct repl_member *mb, bool replace, char *err, size_t errlen)
+{
+	struct repl_config nc;
+	struct vm_entry *e;
+	char dir[4096];
+	int ret;
+
+	pthread_mutex_lock(&m->lock);
+	e = find_replicated(m, name, &ret, err, errlen);
+	/* check, persist, then change the running volume: a restart in
+	 * between finds the new set, which the others have too */
+	if (e)
+		ret = repl_vol_member_sync(e->rv, id, mb, replace, false, &nc, err, errlen);
+	if (e && !ret && (ret = store_volume_dir(m->store, name, dir, sizeof(dir))) == 0 &&
+	    (ret = repl_config_save(dir, &nc)) != 0)
+		snprintf(err, errlen, "cannot save the replica set of %s: %s", name,
+			 strerror(-ret));
+	if (e && !ret)
+		ret = repl_vol_member_sync(e->rv, id, mb, replace, true, NULL, err, errlen);
 	pthread_mutex_unlock(&m->lock);
 	return ret;
 }

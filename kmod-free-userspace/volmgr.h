@@ -73,7 +73,13 @@ int volmgr_create(struct volmgr *m, const char *name, uint64_t size,
  * uuid NULL: a fresh one (the first member; the others get its uuid). */
 int volmgr_create_replicated(struct volmgr *m, const char *name, uint64_t size,
 			     const struct urbd_uuid *uuid, const struct repl_config *rc,
-			     char *err, size_t errlen);
+			     bool join, char *err, size_t errlen);
+/* join: a new member of an existing set (uuid required): generation 0 and
+ * inconsistent until the primary's full sync */
+/* membership of a replicated volume (repl_vol_member_sync), persisted in
+ * its replication file before it takes effect: mb NULL removes id */
+int volmgr_set_replica(struct volmgr *m, const char *name, uint32_t id,
+		       const struct repl_member *mb, bool replace, char *err, size_t errlen);
 /* role changes (replicated volumes; -EINVAL for the others) */
 int volmgr_promote(struct volmgr *m, const char *name, bool force, char *err, size_t errlen);
 int volmgr_demote(struct volmgr *m, const char *name, char *err, size_t errlen);

@@ -47,6 +47,10 @@ enum repl_gen_cmp repl_gen_compare(const struct store_generations *l,
 {
 	if (l->current == p->current)
 		return REPL_GEN_SAME;
+	/* generation 0: a member that joined and was never synced is behind
+	 * everybody with data */
+	if (!l->current || !p->current)
+		return l->current ? REPL_GEN_LOCAL_NEWER : REPL_GEN_PEER_NEWER;
 	if (in_past(l, p->current))
 		return REPL_GEN_LOCAL_NEWER;
 	if (in_past(p, l->current))
@@ -75,7 +79,7 @@ static unsigned visible(const struct repl_vol *rv)
 	unsigned n = 1;
 
 	for (unsigned i = 0; i < REPL_MAX_NODES; i++)
-		n += rv->peers[i].live;
+		n += rv->peers[i].live && rv->cfg.members[i].present;
 	return n;
 }
 
@@ -1258,6 +1262,33 @@ static void peer_lost(struct repl_vol *rv, struct repl_peer *p)
 	}
 }
 
+/* the slot's member changed (repl_vol_member_sync) and its link is gone:
+ * nothing known about the old one applies to the new one */
+static void reset_peer(struct repl_vol *rv, struct repl_peer *p)
+{
+	uint32_t id = p->id;
+
+	repl_bitmap_free(p->bm);
+	memset(p, 0, sizeof(*p));
+	p->id = id;
+	if (rv->cfg.members[id].present)
+		p->m = &rv->cfg.members[id];
+}
+
+static void quorum_changed(struct repl_vol *rv)
+{
+	if (!rv->had_quorum && have_quorum(rv)) {
+		rv->had_quorum = true;
+		log_info("repl", "%s: quorum (%u of %u voters)", vname(rv), visible(rv),
+			 repl_config_members(&rv->cfg));
+		resume_suspended(rv);
+	} else if (rv->had_quorum && !have_quorum(rv)) {
+		rv->had_quorum = false;
+		log_warn("repl", "%s: lost quorum (%u of %u voters visible)", vname(rv),
+			 visible(rv), repl_config_members(&rv->cfg));
+	}
+}
+
 static void on_closed(void *ctx, struct repl_conn *c)
 {
 	struct repl_vol *rv = ctx;
@@ -1279,6 +1310,8 @@ static void on_closed(void *ctx, struct repl_conn *c)
 	if (p->backoff_ms > RECONNECT_MAX_MS)
 		p->backoff_ms = RECONNECT_MAX_MS;
 	p->next_connect_ns = now_ns() + p->backoff_ms * 1000000ull;
+	if (p->reset_pending)
+		reset_peer(rv, p);
 	repl_vol_publish(rv);
 }
 
@@ -1608,6 +1641,83 @@ int repl_vol_discard_sync(struct repl_vol *rv, char *err, size_t errlen)
 	struct ctl_arg a = { .rv = rv, .err = err, .errlen = errlen };
 
 	return reactor_call(rv->b.r, discard_on_reactor, &a);
+}
+
+struct member_arg {
+	struct repl_vol *rv;
+	uint32_t id;
+	const struct repl_member *m;
+	bool replace, apply;
+	struct repl_config *out;
+	char *err;
+	size_t errlen;
+};
+
+static int member_on_reactor(void *arg)
+{
+	struct member_arg *a = arg;
+	struct repl_vol *rv = a->rv;
+	struct repl_config nc = rv->cfg;
+	struct repl_peer *p;
+	int ret;
+
+	if (a->id >= REPL_MAX_NODES) {
+		snprintf(a->err, a->errlen, "member id %u out of range (0..%u)", a->id,
+			 REPL_MAX_NODES - 1);
+		return -EINVAL;
+	}
+	if (a->id == rv->cfg.local_id) {
+		snprintf(a->err, a->errlen, "member %u is this node: remove or replace it from "
+			 "the others, and delete the volume here", a->id);
+		return -EBUSY;
+	}
+	if (a->m && nc.members[a->id].present && !a->replace) {
+		snprintf(a->err, a->errlen, "member id %u is taken (%s): pick a free one, or "
+			 "--replace to put a new node there", a->id, nc.members[a->id].node);
+		return -EEXIST;
+	}
+	if (!nc.members[a->id].present && (!a->m || a->replace)) {
+		snprintf(a->err, a->errlen, "volume %s has no member %u", vname(rv), a->id);
+		return -ENXIO;
+	}
+	if (a->m) {
+		nc.members[a->id] = *a->m;
+		nc.members[a->id].present = true;
+	} else {
+		nc.members[a->id].present = false;
+	}
+	if ((ret = repl_config_check(&nc, a->err, a->errlen)))
+		return ret;
+	if (a->out)
+		*a->out = nc;
+	if (!a->apply)
+		return 0;
+	p = &rv->peers[a->id];
+	log_info("repl", "%s: member %u %s%s%s", vname(rv), a->id,
+		 !a->m ? "removed (" : a->replace ? "replaced by " : "added: ",
+		 a->m ? a->m->node : rv->cfg.members[a->id].node, !a->m ? ")" : "");
+	/* the old member's strings stay readable until its link is gone
+	 * (p->m points into rv->cfg); a removed slot keeps them */
+	rv->cfg.members[a->id] = nc.members[a->id];
+	if (p->conn) {
+		p->reset_pending = true;
+		repl_conn_close(p->conn, REPL_REASON_ADMIN, a->m ? "member replaced" :
+				"member removed");
+	} else {
+		reset_peer(rv, p);
+	}
+	quorum_changed(rv);
+	repl_vol_publish(rv);
+	return 0;
+}
+
+int repl_vol_member_sync(struct repl_vol *rv, uint32_t id, const struct repl_member *m,
+			 bool replace, bool apply, struct repl_config *out, char *err,
+			 size_t errlen)
+{
+	struct member_arg a = { rv, id, m, replace, apply, out, err, errlen };
+
+	return reactor_call(rv->b.r, member_on_reactor, &a);
 }
 
 struct verify_arg {

@@ -99,6 +99,17 @@ int repl_vol_discard_sync(struct repl_vol *rv, char *err, size_t errlen);
  * -ESTALE this member is not up to date, -EINVAL bad region. */
 int repl_vol_verify_sync(struct repl_vol *rv, uint32_t region, bool repair, char *err,
 			 size_t errlen);
+/* Membership (on every current member): member id gets m (add; replace:
+ * a new node in a taken slot, which forgets everything about the old
+ * one), or m NULL (remove). apply false only checks and fills *out with
+ * the resulting replica set (to persist it first); apply true changes the
+ * running volume: the slot's link is closed, a new member is connected
+ * and, behind, fully resynced by the primary. -EEXIST slot taken (no
+ * replace), -ENXIO no such member, -EBUSY the local member, -EINVAL the
+ * set would be invalid (fewer than 2 members, ...). */
+int repl_vol_member_sync(struct repl_vol *rv, uint32_t id, const struct repl_member *m,
+			 bool replace, bool apply, struct repl_config *out, char *err,
+			 size_t errlen);
 /* closes every connection and stops reconnecting; then waits (bounded)
  * until they are gone. The layer itself is freed with the volume. */
 void repl_vol_stop_sync(struct repl_vol *rv);

@@ -45,6 +45,7 @@ struct repl_peer {
 	bool live;                  /* conn passed the STATE exchange */
 	bool outdated;              /* misses writes: no WRITEs until it resyncs */
 	bool split_brain;
+	bool reset_pending;         /* membership changed: forget it once its link is gone */
 	struct repl_state st;       /* its last STATE */
 	uint64_t next_connect_ns;
 	unsigned backoff_ms;

@@ -35,6 +35,9 @@ struct volmgr {
 	int inject;             /* next call fails with this -errno ... */
 	char inject_msg[128];   /* ... and this message */
 	bool last_force;
+	uint32_t last_member_id;
+	bool last_member_removed, last_replace;
+	struct repl_member last_member;
 };
 
 static struct volmgr fake;
@@ -209,7 +212,7 @@ int volmgr_exports(struct volmgr *m, struct export_info **out, size_t *n)
 
 int volmgr_create_replicated(struct volmgr *m, const char *name, uint64_t size,
 			     const struct urbd_uuid *uuid, const struct repl_config *rc,
-			     char *err, size_t errlen)
+			     bool join, char *err, size_t errlen)
 {
 	struct volume_info *v;
 	int ret = volmgr_create(m, name, size, err, errlen);
@@ -278,6 +281,26 @@ int volmgr_discard_my_data(struct volmgr *m, const char *name, char *err, size_t
 	if (!ret)
 		find(name)->repl.discard_my_data = true;
 	return ret;
+}
+
+/* membership: the fake keeps the last change for the test to look at */
+int volmgr_set_replica(struct volmgr *m, const char *name, uint32_t id,
+		       const struct repl_member *mb, bool replace, char *err, size_t errlen)
+{
+	int ret = injected(err, errlen);
+
+	if (ret)
+		return ret;
+	if (!find(name)) {
+		snprintf(err, errlen, "no volume %s", name);
+		return -ENOENT;
+	}
+	fake.last_member_id = id;
+	fake.last_member_removed = !mb;
+	fake.last_replace = replace;
+	if (mb)
+		fake.last_member = *mb;
+	return 0;
 }
 
 /* verify: the fake "runs" one and reports a difference on the first peer */
@@ -837,6 +860,59 @@ static void test_replication_calls(void **state)
 		assert_non_null(strstr(err, "already running"));
 		vreq.name = (char *)"nope";
 		assert_int_equal(CALL("VerifyVolume", &vreq, verify_volume_response, &vresp),
+				 GRPC_STATUS_NOT_FOUND);
+	}
+	{
+		Urbd__V1__AddReplicaRequest areq = URBD__V1__ADD_REPLICA_REQUEST__INIT;
+		Urbd__V1__AddReplicaResponse *aresp = NULL;
+		Urbd__V1__RemoveReplicaRequest rreq = URBD__V1__REMOVE_REPLICA_REQUEST__INIT;
+		Urbd__V1__RemoveReplicaResponse *rresp = NULL;
+		Urbd__V1__Replica rep = URBD__V1__REPLICA__INIT;
+		unsigned before = fake.calls;
+
+		areq.name = (char *)"rv";
+		assert_int_equal(CALL("AddReplica", &areq, add_replica_response, &aresp),
+				 GRPC_STATUS_INVALID_ARGUMENT); /* no replica */
+		areq.replica = &rep;
+		rep.id = 8;
+		rep.node = (char *)"nd";
+		rep.address = (char *)"10.0.0.4:7788";
+		assert_int_equal(CALL("AddReplica", &areq, add_replica_response, &aresp),
+				 GRPC_STATUS_INVALID_ARGUMENT); /* id out of range */
+		assert_int_equal(fake.calls, before);
+		rep.id = 3;
+		rep.diskless = true;
+		areq.replace = true;
+		assert_int_equal(CALL("AddReplica", &areq, add_replica_response, &aresp),
+				 GRPC_STATUS_OK);
+		assert_non_null(aresp->volume);
+		assert_int_equal(fake.last_member_id, 3);
+		assert_false(fake.last_member_removed);
+		assert_true(fake.last_replace);
+		assert_string_equal(fake.last_member.node, "nd");
+		assert_string_equal(fake.last_member.addr, "10.0.0.4:7788");
+		assert_true(fake.last_member.diskless);
+		protobuf_c_message_free_unpacked(&aresp->base, NULL);
+		aresp = NULL;
+		fake.inject = -EEXIST;
+		snprintf(fake.inject_msg, sizeof(fake.inject_msg), "member id 3 is taken");
+		assert_int_equal(CALL("AddReplica", &areq, add_replica_response, &aresp),
+				 GRPC_STATUS_FAILED_PRECONDITION);
+		assert_string_equal(err, "member id 3 is taken");
+		rreq.name = (char *)"rv";
+		rreq.id = 2;
+		assert_int_equal(CALL("RemoveReplica", &rreq, remove_replica_response, &rresp),
+				 GRPC_STATUS_OK);
+		assert_true(fake.last_member_removed);
+		assert_int_equal(fake.last_member_id, 2);
+		protobuf_c_message_free_unpacked(&rresp->base, NULL);
+		rresp = NULL;
+		fake.inject = -ENXIO;
+		snprintf(fake.inject_msg, sizeof(fake.inject_msg), "volume rv has no member 2");
+		assert_int_equal(CALL("RemoveReplica", &rreq, remove_replica_response, &rresp),
+				 GRPC_STATUS_FAILED_PRECONDITION);
+		rreq.name = (char *)"nope";
+		assert_int_equal(CALL("RemoveReplica", &rreq, remove_replica_response, &rresp),
 				 GRPC_STATUS_NOT_FOUND);
 	}
 }

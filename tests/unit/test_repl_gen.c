@@ -57,6 +57,17 @@ static void test_unrelated(void **state)
 	assert_int_equal(repl_gen_compare(&a, &b), REPL_GEN_UNRELATED);
 }
 
+/* a member that joined (`create --join`) has generation 0: behind
+ * everybody, whatever their history */
+static void test_joined_member_is_behind(void **state)
+{
+	struct store_generations j = gen(0, 0, 0, 0), p = gen(9, 5, 3, 1);
+
+	assert_int_equal(repl_gen_compare(&p, &j), REPL_GEN_LOCAL_NEWER);
+	assert_int_equal(repl_gen_compare(&j, &p), REPL_GEN_PEER_NEWER);
+	assert_int_equal(repl_gen_compare(&j, &j), REPL_GEN_SAME);
+}
+
 /* rotate: the first rotation keeps the old current as the bitmap
  * generation (what the absent peers still have); later ones push into
  * history, so peers at any of them still compare as "behind" */
@@ -90,6 +101,7 @@ int main(void)
 		cmocka_unit_test(test_behind_and_ahead),
 		cmocka_unit_test(test_split_brain),
 		cmocka_unit_test(test_unrelated),
+		cmocka_unit_test(test_joined_member_is_behind),
 		cmocka_unit_test(test_rotate),
 	};
 
