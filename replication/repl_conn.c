@@ -25,6 +25,7 @@ struct repl_tx {
 	struct repl_tx *next;
 	uint32_t head_len, data_len, off; /* off: bytes of head+data already sent */
 	const uint8_t *data;
+	void (*release)(const uint8_t *data, uint32_t len); /* owned data: when sent */
 	uint8_t head[HEAD_MAX + REPL_MAX_ERROR_TEXT];
 };
 
@@ -107,7 +108,20 @@ static void tune_socket(int fd)
 
 /* ---- send ------------------------------------------------------------- */
 
+static void tx_free(struct repl_tx *t)
+{
+	if (t->release)
+		t->release(t->data, t->data_len);
+	free(t);
+}
+
 int repl_conn_send(struct repl_conn *c, const struct repl_msg *m)
+{
+	return repl_conn_send_owned(c, m, NULL);
+}
+
+int repl_conn_send_owned(struct repl_conn *c, const struct repl_msg *m,
+			 void (*release)(const uint8_t *data, uint32_t len))
 {
 	struct repl_tx *t;
 	ssize_t n;
@@ -136,6 +150,7 @@ int repl_conn_send(struct repl_conn *c, const struct repl_msg *m)
 	t->head_len = (uint32_t)n;
 	t->off = 0;
 	t->next = NULL;
+	t->release = release;
 	*c->txq_tail = t;
 	c->txq_tail = &t->next;
 	c->tx_queued_bytes += t->head_len + t->data_len;
@@ -149,7 +164,7 @@ static void free_txq(struct repl_conn *c)
 		struct repl_tx *t = c->txq;
 
 		c->txq = t->next;
-		free(t);
+		tx_free(t);
 	}
 	c->txq_tail = &c->txq;
 	c->tx_queued_bytes = 0;
@@ -180,7 +195,7 @@ static void tx_done(struct reactor_op *op, int res)
 		c->txq = t->next;
 		if (!c->txq)
 			c->txq_tail = &c->txq;
-		free(t);
+		tx_free(t);
 	}
 	if (c->state == REPL_CONN_CLOSING) {
 		if (!c->txq && c->fd >= 0)

@@ -125,6 +125,11 @@ struct repl_conn *repl_conn_accept(struct reactor *r, int fd,
  * on_closed or until the frame is sent (the volume guarantees it by not
  * releasing data before the peer's ack or on_closed). 0 or -ENOMEM/-EPIPE. */
 int repl_conn_send(struct repl_conn *c, const struct repl_msg *m);
+/* The same, the connection owning m->data once queued: release(data, len)
+ * runs when the frame is sent or dropped. On an error return the caller
+ * still owns it. */
+int repl_conn_send_owned(struct repl_conn *c, const struct repl_msg *m,
+			 void (*release)(const uint8_t *data, uint32_t len));
 
 /* Orderly or error close: sends ERROR(reason, why) or DISCONNECT (reason
  * SHUTDOWN/ADMIN) when the connection got far enough, then shuts the

@@ -112,6 +112,12 @@ void repl_resync_start(struct repl_vol *rv, struct repl_peer *p, uint64_t peer_g
 
 	if (p->syncing || !bitmap_of(rv, p))
 		return;
+	if (rv->disk == REPL_DISK_DISKLESS) {
+		/* a diskless primary has nothing to send from */
+		log_rl(LOG_LVL_WARN, "repl", "%s: peer %u (%s) is behind: it waits for a "
+		       "primary with data to resync it", vname(rv), p->id, p->m->node);
+		return;
+	}
 	from_bitmap = p->bm_complete && p->bm_base == peer_gen;
 	if (!from_bitmap)
 		repl_bitmap_set_all(p->bm);

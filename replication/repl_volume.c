@@ -98,6 +98,11 @@ static void set_role(struct repl_vol *rv, enum repl_role role)
 				repl_resync_stop(rv, &rv->peers[i], false);
 	if (role == REPL_ROLE_PRIMARY && rv->role != REPL_ROLE_PRIMARY)
 		rv->primary_runs++;
+	/* a secondary marks nothing: once another member may write, no
+	 * bitmap here says all a peer misses any more */
+	if (role != REPL_ROLE_PRIMARY && rv->role == REPL_ROLE_PRIMARY)
+		for (unsigned i = 0; i < REPL_MAX_NODES; i++)
+			rv->peers[i].bm_complete = false;
 	rv->role = role;
 	__atomic_store_n(&rv->primary_flag, role == REPL_ROLE_PRIMARY, __ATOMIC_RELEASE);
 }
@@ -554,12 +559,34 @@ static uint16_t send_frames(struct repl_conn *c, const struct repl_msg *m)
 	return n;
 }
 
+static void read_later(void *arg)
+{
+	struct vol_io *io = arg;
+
+	repl_read_start((struct repl_vol *)io->layer, io); /* layer: set by submit */
+}
+
+/* a diskless primary's write: no local copy, the peers' acks are it */
+static void diskless_local_done(void *arg)
+{
+	struct repl_req *q = arg;
+
+	q->local_done = true;
+	req_check(q);
+}
+
 static void start_req(struct repl_vol *rv, struct vol_io *io)
 {
-	struct repl_req *q = calloc(1, sizeof(*q));
+	struct repl_req *q;
 	struct repl_msg m = { 0 };
 	struct vol_backend *next = rv->b.next;
 
+	if (io->op == VOL_READ) {
+		/* never complete inside submit: the read may fail at once */
+		reactor_post(rv->b.r, read_later, io);
+		return;
+	}
+	q = calloc(1, sizeof(*q));
 	if (!q) {
 		io->chain_done(io, -ENOMEM);
 		return;
@@ -622,6 +649,11 @@ static void start_req(struct repl_vol *rv, struct vol_io *io)
 			repl_conn_close(p->conn, REPL_REASON_NONE, "cannot queue a %s",
 					repl_msg_name(m.type));
 	}
+	if (local_diskless(rv) && io->op != VOL_FLUSH) {
+		q->local_res = q->wait ? 0 : -EIO; /* no replica took it */
+		reactor_post(rv->b.r, diskless_local_done, q);
+		return;
+	}
 	next->ops->submit(next, &q->sub);
 }
 
@@ -631,9 +663,21 @@ static void submit(struct vol_backend *b, struct vol_io *io)
 	struct vol_backend *next = b->next;
 
 	io->layer = b;
-	if (io->op == VOL_READ) {
+	if (io->op == VOL_READ && !(local_diskless(rv) && rv->role == REPL_ROLE_PRIMARY)) {
 		/* the primary is up to date: reads are local */
 		next->ops->submit(next, io);
+		return;
+	}
+	if (io->op == VOL_READ) {
+		/* diskless attach: read at a peer, after overlapping writes */
+		if (rv->blocked || overlaps_inflight(rv, io)) {
+			io->next_deferred = NULL;
+			*rv->blocked_tail = io;
+			rv->blocked_tail = &io->next_deferred;
+			repl_vol_pump_blocked(rv);
+			return;
+		}
+		start_req(rv, io);
 		return;
 	}
 	if (rv->role != REPL_ROLE_PRIMARY) {
@@ -1176,14 +1220,10 @@ static int on_msg(void *ctx, struct repl_conn *c, const struct repl_msg *m, char
 		return repl_verify_serve(rv, p, c, m, why, whylen);
 	case REPL_MSG_VERIFY_REPLY:
 		return repl_verify_on_reply(rv, p, m, why, whylen);
-	case REPL_MSG_READ_REQ: {
-		struct repl_msg r = { .type = REPL_MSG_READ_REPLY };
-
-		r.u.read_reply.id = m->u.io.id;
-		r.u.read_reply.status = REPL_ST_NOTSUP;
-		repl_conn_send(c, &r);
-		return 0;
-	}
+	case REPL_MSG_READ_REQ:
+		return repl_read_serve(rv, p, c, m, why, whylen);
+	case REPL_MSG_READ_REPLY:
+		return repl_read_on_reply(rv, p, m, why, whylen);
 	default:
 		snprintf(why, whylen, "%s is not expected on a connected peer link "
 			 "(not negotiated or not implemented)", repl_msg_name(m->type));
@@ -1209,10 +1249,14 @@ static void peer_lost(struct repl_vol *rv, struct repl_peer *p)
 	 * was not itself a primary (a primary may hold writes nobody else has:
 	 * it gets a full resync), or mid-resync (what is left is in the
 	 * bitmap, and the resync resumes from it). */
-	if (was_current && p->st.role != REPL_ROLE_PRIMARY) {
+	if (was_current && p->st.role != REPL_ROLE_PRIMARY && rv->role == REPL_ROLE_PRIMARY) {
+		/* only a primary marks what a peer misses: a secondary's
+		 * bitmap would stay empty while another primary writes
+		 * (found by t-repl-diskless: the returning peer was "resynced"
+		 * with 0 bytes by a member promoted after the writes) */
 		p->bm_base = rv->v->sv->meta.gen.current;
 		p->bm_complete = true;
-		p->bm_run = rv->role == REPL_ROLE_PRIMARY ? rv->primary_runs : 0;
+		p->bm_run = rv->primary_runs;
 	} else if (!was_syncing) {
 		p->bm_complete = false;
 	}
@@ -1228,6 +1272,7 @@ static void peer_lost(struct repl_vol *rv, struct repl_peer *p)
 		rv->need_rotate = true; /* done by the first write acknowledged without it */
 	barrier_peer_gone(rv, p->id);
 	repl_verify_peer_gone(rv, p);
+	repl_read_peer_gone(rv, p);
 	for (struct repl_req *q = rv->inflight, *next; q; q = next) {
 		next = q->next;
 		if (q->wait & (1u << p->id)) {
@@ -1502,9 +1547,9 @@ static int promote_on_reactor(void *arg)
 
 	if (rv->role == REPL_ROLE_PRIMARY && !(a->force && !have_quorum(rv)))
 		return 0;
-	if (local_diskless(rv)) {
-		snprintf(a->err, a->errlen, "volume %s: this member is diskless (a tie-breaker) "
-			 "and holds no data: promote a member with a replica", vname(rv));
+	if (local_diskless(rv) && !repl_read_source(rv)) {
+		snprintf(a->err, a->errlen, "volume %s: this member is diskless and no up-to-date "
+			 "replica is connected to read from", vname(rv));
 		return -EBUSY;
 	}
 	if (rv->disk == REPL_DISK_OUTDATED || rv->disk == REPL_DISK_INCONSISTENT) {
@@ -1549,7 +1594,8 @@ static int promote_on_reactor(void *arg)
 	/* the role first: the STATE the rotation broadcasts says "primary",
 	 * which is what lets connected peers follow the new generation */
 	set_role(rv, REPL_ROLE_PRIMARY);
-	rv->disk = REPL_DISK_UP_TO_DATE;
+	if (!local_diskless(rv))
+		rv->disk = REPL_DISK_UP_TO_DATE;
 	/* a new generation, confirmed by a quorum before the first write
 	 * completes (the barrier): a tie-breaker gets no writes, so only the
 	 * barrier's FLUSH_ACK says it holds the generation */

@@ -21,6 +21,7 @@
 #define SEC_RESUME_AT  128
 
 struct repl_verify;
+struct repl_rd;
 
 struct repl_req {
 	struct vol_io sub;          /* the local part */
@@ -106,6 +107,7 @@ struct repl_vol {
 	 * change and every timer tick, so no control call ever waits for the
 	 * reactor while holding the volume manager's lock */
 	struct repl_verify *verify;  /* the running or last online verify (repl_verify.c) */
+	struct repl_rd *reads;       /* diskless primary: reads at peers (repl_read.c) */
 	pthread_mutex_t status_lock;
 	struct repl_vol_status status;
 };
@@ -157,6 +159,16 @@ void repl_resync_mark(struct repl_vol *rv, uint64_t off, uint64_t len, uint32_t 
 void repl_resync_free(struct repl_vol *rv);
 /* mark a range in p's dirty bitmap (verify --repair) */
 void repl_resync_mark_peer(struct repl_vol *rv, struct repl_peer *p, uint64_t off, uint64_t len);
+
+/* repl_read.c: a diskless primary reads from a peer with data */
+bool repl_read_source(struct repl_vol *rv);
+void repl_read_start(struct repl_vol *rv, struct vol_io *io);
+int repl_read_on_reply(struct repl_vol *rv, struct repl_peer *p, const struct repl_msg *m,
+		       char *why, size_t whylen);
+void repl_read_peer_gone(struct repl_vol *rv, struct repl_peer *p);
+/* READ_REQ from the primary */
+int repl_read_serve(struct repl_vol *rv, struct repl_peer *p, struct repl_conn *c,
+		    const struct repl_msg *m, char *why, size_t whylen);
 
 /* repl_verify.c */
 #define REPL_VERIFY_REGION_DEFAULT (1u << 20)

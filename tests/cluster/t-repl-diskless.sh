@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Diskless attach: c holds no replica but is promoted and serves the
+# volume; reads go to a or b over the peer links (READ_REQ/READ_REPLY),
+# writes to both.
+#   - a pattern written through a reads back through c (qemu-io), and the
+#     checker writes through c: a = b, every acknowledged write reads back
+#     through c, c's data file holds no block
+#   - kill -9 of b while the checker writes through c: c goes on with a
+#     (reads fail over to a), nothing acknowledged is lost
+#   - b returns behind; a diskless primary cannot resync it: it waits,
+#     outdated, until c steps down and a is promoted and resyncs it
+# shellcheck source-path=SCRIPTDIR source=repl_lib.sh
+source "$(dirname "$0")/repl_lib.sh"
+
+require_root
+require_cmd ip qemu-io
+/usr/bin/python3 -c 'import nbd' 2>/dev/null || skip "python3-libnbd missing"
+
+REPL_DISKLESS=c
+repl_up a b c
+ctl a volume promote "$VOL" >/dev/null || fail "promote a"
+out=$(in_az a timeout 30 qemu-io -f raw "$(nbd_uri a)" -c 'write -P 0x5a 20M 3M' \
+	-c 'write -P 0x6b 40M 64k' 2>&1) || fail "qemu-io a: $out"
+ctl a volume demote "$VOL" >/dev/null || fail "demote a"
+promote_retry c
+[ "$(vfield c 'v["replication"]["disk_state"]')" = diskless ] || fail "c is not diskless"
+out=$(in_az c timeout 30 qemu-io -f raw "$(nbd_uri c)" -c 'read -P 0x5a 20M 3M' \
+	-c 'read -P 0x6b 40M 64k' -c 'read -P 0 50M 1M' 2>&1) || fail "reads through c: $out"
+grep -qiE 'fail|error|mismatch' <<<"$out" && fail "reads through c: $out"
+log "diskless c serves a's data (3 MiB + 64 KiB patterns, zeroes)"
+
+checker_bg c w1 7 "$(nbd_uri c)"
+sleep 3
+kill -KILL "${URBD_PIDS[b]}"
+unset "URBD_PIDS[b]"
+log "killed b (kill -9) mid-write through c"
+checker_wait "$CHK_PID" w1
+[ "$(chk_field w1 errors)" = 0 ] || fail "writes through c failed when b died"
+[ "$(chk_field w1 acked)" -gt 100 ] || fail "too few writes acknowledged"
+checker_verify c w1
+log "c went on with a: $(chk_field w1 acked) writes, max pause $(chk_field w1 max_ack_gap_s)s"
+
+repl_start b
+wait_connected c 2
+_b_outdated() { [ "$(peer_field c 1 disk_state)" = outdated ]; }
+wait_until 10 _b_outdated || fail "c does not see b as outdated: $(vstatus c)"
+ctl c volume demote "$VOL" >/dev/null || fail "demote c"
+promote_retry a
+wait_until 30 up_to_date b || fail "a did not resync b: $(vstatus a)"
+wait_until 5 no_pending a
+checker_verify a w1
+replicas_identical a b || fail "a and b differ"
+alloc=$(stat -c %b "$(data_of c)")
+[ "$alloc" = 0 ] || fail "the diskless member's data file holds $alloc blocks"
+pass "diskless attach: c served reads from peers and wrote to both; b killed, c went on with a; b resynced by a; a = b; c holds no data"
