@@ -3,7 +3,10 @@
 # header CRC, frame flags, an unknown volume, a truncated introduction
 # (then silence), HELLO to itself, and, past the introduction, unknown
 # types, wrong sizes, a 2 GiB length, PING before authentication and a bad
-# CRC mid-handshake. The replica set is a, b and a diskless member x
+# CRC mid-handshake; and, authenticated with the secret as a diskless
+# secondary, a WRITE / READ_REQ it may not send, replies nobody asked for
+# (READ_REPLY, VERIFY_REPLY, RESYNC_ACK), a VERIFY_REQ past the end and a
+# STATE with another member's id. The replica set is a, b and a diskless member x
 # (id 0) that never runs: the hostile client speaks as x, so it reaches the
 # volume's own handshake code. Every such connection is closed with a log
 # line (and an ERROR frame where the protocol got that far); the a-b link
@@ -37,6 +40,18 @@ for case in garbage bad-magic bad-crc unknown-uuid truncated hello-self unknown-
 	n=$((n + 1))
 	# one link per member: the next case must not meet this one closing
 	_x_gone() { [ "$(peer_conn a 0)" = standalone ]; }
+	wait_until 10 _x_gone || fail "a still holds the hostile link after $case"
+done
+# authenticated as x (a diskless secondary), then a message a must refuse
+size=$(vfield a 'v["size_bytes"]')
+for case in auth-write-from-secondary auth-read-req-from-secondary auth-read-reply-unsolicited \
+	auth-verify-reply-unsolicited auth-verify-past-end auth-resync-ack-unsolicited \
+	auth-state-other-id; do
+	res=$(in_az b timeout 30 "$PY" "$CLUSTER_DIR/repl_hostile.py" "$(az_addr a)" "$REPL_PORT" \
+		"$case" "$uuid_hex" 0 1 "$REPL_SECRET" "$size" 2>&1) || fail "hostile $case: $res"
+	grep -q 'after ERROR(1)' <<<"$res" || fail "$case: not refused as a protocol error: $res"
+	log "hostile $res"
+	n=$((n + 1))
 	wait_until 10 _x_gone || fail "a still holds the hostile link after $case"
 done
 logs=("$T/az-a"/urbd.*.log)
