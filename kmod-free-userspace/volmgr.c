@@ -659,14 +659,6 @@ int volmgr_resize(struct volmgr *m, const char *name, uint64_t new_size,
 		ret = e ? -EIO : -ENOENT;
 		goto out;
 	}
-	if (e->rv) {
-		/* every member must grow together, and the peers check sizes:
-		 * that needs the membership work of issue 3 */
-		snprintf(err, errlen, "volume %s is replicated: resizing a replicated volume "
-			 "is not supported yet", name);
-		ret = -EINVAL;
-		goto out;
-	}
 	if (new_size < e->vol->sv->meta.size) {
 		snprintf(err, errlen, "volume %s is %llu bytes: shrinking is not "
 			 "supported", name, (unsigned long long)e->vol->sv->meta.size);
@@ -678,6 +670,14 @@ int volmgr_resize(struct volmgr *m, const char *name, uint64_t new_size,
 	ret = check_space(m, new_size - e->vol->sv->meta.size, err, errlen);
 	if (ret)
 		goto out;
+	if (e->rv) {
+		/* every member, the primary last: repl_vol_resize_sync */
+		ret = repl_vol_resize_sync(e->rv, new_size, err, errlen);
+		if (!ret)
+			log_info("volmgr", "volume %s resized to %llu bytes", name,
+				 (unsigned long long)new_size);
+		goto out;
+	}
 	ret = store_grow_volume(e->vol->sv, new_size);
 	if (ret) {
 		snprintf(err, errlen, "growing volume %s: %s", name, strerror(-ret));

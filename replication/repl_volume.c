@@ -1031,8 +1031,12 @@ static uint32_t on_state(void *ctx, struct repl_conn *c, const struct repl_state
 		snprintf(why, whylen, "superseded connection");
 		return REPL_REASON_ADMIN;
 	}
-	if (s->size != rv->v->size) {
-		snprintf(why, whylen, "size mismatch: ours %llu, the peer's %llu",
+	/* a member holding data must be able to hold all the primary's: a
+	 * larger one is fine (a resize grows the secondaries first) */
+	if ((rv->role == REPL_ROLE_PRIMARY && !p->m->diskless && s->size < rv->v->size) ||
+	    (s->role == REPL_ROLE_PRIMARY && !local_diskless(rv) && s->size > rv->v->size)) {
+		snprintf(why, whylen, "size mismatch: ours %llu, the peer's %llu (the primary's "
+			 "replicas must be at least its size: resize them first)",
 			 (unsigned long long)rv->v->size, (unsigned long long)s->size);
 		snprintf(p->why, sizeof(p->why), "%s", why);
 		return REPL_REASON_SIZE_MISMATCH;
@@ -1577,6 +1581,17 @@ static int promote_on_reactor(void *arg)
 			return -EBUSY;
 		}
 	}
+	for (unsigned i = 0; i < REPL_MAX_NODES; i++) {
+		const struct repl_peer *p = &rv->peers[i];
+
+		if (p->live && !p->m->diskless && p->st.size < rv->v->size) {
+			snprintf(a->err, a->errlen, "volume %s is %llu bytes here but %llu on %s: "
+				 "resize it there first", vname(rv),
+				 (unsigned long long)rv->v->size, (unsigned long long)p->st.size,
+				 p->m->node);
+			return -EBUSY;
+		}
+	}
 	if (!have_quorum(rv) && !a->force) {
 		snprintf(a->err, a->errlen, "volume %s: no quorum here (%u of %u voters "
 			 "visible, %u needed)", vname(rv), visible(rv), members,
@@ -1764,6 +1779,62 @@ int repl_vol_member_sync(struct repl_vol *rv, uint32_t id, const struct repl_mem
 	struct member_arg a = { rv, id, m, replace, apply, out, err, errlen };
 
 	return reactor_call(rv->b.r, member_on_reactor, &a);
+}
+
+struct resize_arg {
+	struct repl_vol *rv;
+	uint64_t size;
+	char *err;
+	size_t errlen;
+};
+
+/* grows this member; on the primary only once every connected member
+ * with data has (they must hold whatever it will write there) */
+static int resize_on_reactor(void *arg)
+{
+	struct resize_arg *a = arg;
+	struct repl_vol *rv = a->rv;
+	uint64_t old = rv->v->size;
+	int ret;
+
+	if (a->size == old)
+		return 0;
+	for (unsigned i = 0; i < REPL_MAX_NODES; i++) {
+		struct repl_peer *p = &rv->peers[i];
+
+		if (rv->role == REPL_ROLE_PRIMARY && p->live && !p->m->diskless &&
+		    p->st.size < a->size) {
+			snprintf(a->err, a->errlen, "volume %s is %llu bytes on %s: resize the "
+				 "other members first, the primary last", vname(rv),
+				 (unsigned long long)p->st.size, p->m->node);
+			return -EBUSY;
+		}
+	}
+	for (unsigned i = 0; i < REPL_MAX_NODES; i++)
+		if (rv->peers[i].bm && repl_bitmap_resize(rv->peers[i].bm, a->size)) {
+			snprintf(a->err, a->errlen, "no memory for the larger dirty bitmaps");
+			return -ENOMEM;
+		}
+	/* here, not on a control thread: the reactor writes the same
+	 * superblock (generations), and the two must not interleave */
+	if ((ret = store_grow_volume(rv->v->sv, a->size))) {
+		snprintf(a->err, a->errlen, "growing volume %s: %s", vname(rv), strerror(-ret));
+		return ret;
+	}
+	rv->v->size = a->size;
+	volume_notify(rv->v, false, old); /* frontends tell their hosts */
+	log_info("repl", "%s: resized from %llu to %llu bytes", vname(rv),
+		 (unsigned long long)old, (unsigned long long)a->size);
+	broadcast_state(rv);
+	repl_vol_publish(rv);
+	return 0;
+}
+
+int repl_vol_resize_sync(struct repl_vol *rv, uint64_t size, char *err, size_t errlen)
+{
+	struct resize_arg a = { rv, size, err, errlen };
+
+	return reactor_call(rv->b.r, resize_on_reactor, &a);
 }
 
 struct verify_arg {

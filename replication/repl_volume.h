@@ -110,6 +110,10 @@ int repl_vol_verify_sync(struct repl_vol *rv, uint32_t region, bool repair, char
 int repl_vol_member_sync(struct repl_vol *rv, uint32_t id, const struct repl_member *m,
 			 bool replace, bool apply, struct repl_config *out, char *err,
 			 size_t errlen);
+/* grows this member to size (store, dirty bitmaps, frontends, STATE):
+ * every member, the primary last (-EBUSY while a connected member holding
+ * data is smaller) */
+int repl_vol_resize_sync(struct repl_vol *rv, uint64_t size, char *err, size_t errlen);
 /* closes every connection and stops reconnecting; then waits (bounded)
  * until they are gone. The layer itself is freed with the volume. */
 void repl_vol_stop_sync(struct repl_vol *rv);

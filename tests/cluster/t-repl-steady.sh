@@ -47,9 +47,21 @@ ctl a volume status "$VOL" >"$T/status.txt" || fail "status"
 grep -q '^Replication: *member 0, primary, disk up-to-date' "$T/status.txt" || fail "status: $(cat "$T/status.txt")"
 grep -qE '^ +2 +node-c +10\.77\.0\.3:7788 +connected +secondary +up-to-date' "$T/status.txt" ||
 	fail "status peer line: $(cat "$T/status.txt")"
-# members grow together or not at all: refused for now, clearly
-ctl a volume resize "$VOL" 128M >/dev/null 2>"$T/err" && fail "resized one member alone"
-grep -q 'not supported yet' "$T/err" || fail "resize refusal: $(cat "$T/err")"
+# resize: every member, the primary last (it refuses while a replica is
+# smaller); the links stay up through it; the new space replicates
+ctl a volume resize "$VOL" 96M >/dev/null 2>"$T/err" && fail "the primary grew before its replicas"
+grep -q 'primary last' "$T/err" || fail "resize refusal: $(cat "$T/err")"
+ctl c volume resize "$VOL" 96M >/dev/null || fail "resize c"
+ctl b volume resize "$VOL" 96M >/dev/null || fail "resize b"
+ctl a volume resize "$VOL" 96M >/dev/null || fail "resize a: $(ctl a volume resize "$VOL" 96M 2>&1)"
+[ "$(peer_conn a 1)/$(peer_conn a 2)" = connected/connected ] || fail "a lost a peer in the resize"
+[ "$(in_az a nbdinfo --size "$(nbd_uri a)")" = 100663296 ] || fail "a does not export 96 MiB"
+out=$(in_az a timeout 30 qemu-io -f raw "$(nbd_uri a)" -c 'write -P 0x96 90M 2M' \
+	-c 'read -P 0x96 90M 2M' 2>&1) || fail "qemu-io past the old end: $out"
+grep -qiE 'fail|error' <<<"$out" && fail "qemu-io past the old end: $out"
+wait_until 5 no_pending a
+replicas_identical a b c || fail "replicas differ after the resize"
+log "resized 64 -> 96 MiB (c, b, then the primary a); writes past the old end replicated"
 
 # move the primary role
 ctl b volume promote "$VOL" >/dev/null 2>"$T/err" && fail "b promoted while a is primary"
