@@ -180,6 +180,7 @@ struct json_object *ctl_json_volume(const Urbd__V1__Volume *v)
 			add_str(po, "disk_state", p->disk_state);
 			add_str(po, "error", p->error);
 			add_u64(po, "pending", p->pending);
+			add_u64(po, "lag_ns", p->lag_ns);
 			json_object_object_add(po, "outdated", json_object_new_boolean(p->outdated));
 			add_u64(po, "bytes_sent", p->bytes_sent);
 			add_u64(po, "bytes_received", p->bytes_received);

@@ -149,19 +149,23 @@ static void print_volume(const Urbd__V1__Volume *v)
 			printf("Forced:        promoted with --force; no peer seen since\n");
 		if (r->discard_my_data)
 			printf("Discarding:    this replica's data, at the next split-brain peer\n");
-		ctl_table_init(&pt, 10, "  PEER", "NODE", "ADDRESS", "CONNECTION", "ROLE", "DISK",
-			       "PENDING", "OUT-OF-SYNC", "RESYNC", "LAST ERROR");
+		ctl_table_init(&pt, 11, "  PEER", "NODE", "ADDRESS", "CONNECTION", "ROLE", "DISK",
+			       "PENDING", "LAG", "OUT-OF-SYNC", "RESYNC", "LAST ERROR");
 		for (size_t i = 0; i < r->n_peers; i++) {
 			const Urbd__V1__Peer *p = r->peers[i];
-			char id[16], pend[24], disk[32], oos[32], rs[96];
+			char id[16], pend[24], disk[32], oos[32], rs[96], lag[24];
 
 			snprintf(id, sizeof(id), "  %" PRIu32, p->id);
 			snprintf(pend, sizeof(pend), "%" PRIu64, p->pending);
 			snprintf(disk, sizeof(disk), "%s%s", p->diskless ? "diskless/" : "",
 				 p->disk_state);
 			resync_text(p, rs, sizeof(rs));
+			if (p->lag_ns)
+				snprintf(lag, sizeof(lag), "%.2fms", p->lag_ns / 1e6);
+			else
+				snprintf(lag, sizeof(lag), "-");
 			ctl_table_add(&pt, id, p->node, p->address, p->connection, p->role, disk,
-				      pend, urbd_format_size(p->out_of_sync_bytes, oos, sizeof(oos)),
+				      pend, lag, urbd_format_size(p->out_of_sync_bytes, oos, sizeof(oos)),
 				      rs, p->error[0] ? p->error : "-");
 		}
 		ctl_table_print(&pt);

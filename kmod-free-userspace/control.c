@@ -133,6 +133,7 @@ static Urbd__V1__Replication *replication_pb(const struct repl_vol_status *st)
 		p->id = ps->id;
 		p->diskless = ps->diskless;
 		p->pending = ps->pending;
+		p->lag_ns = ps->lag_ns;
 		p->outdated = ps->outdated;
 		p->bytes_sent = ps->bytes_out;
 		p->bytes_received = ps->bytes_in;

@@ -594,6 +594,7 @@ static void start_req(struct repl_vol *rv, struct vol_io *io)
 	q->rv = rv;
 	q->parent = io;
 	q->id = ++rv->next_id;
+	q->start_ns = now_ns();
 	q->sub.op = io->op;
 	q->sub.flags = io->flags;
 	q->sub.off = io->off;
@@ -767,6 +768,11 @@ static int on_ack(struct repl_vol *rv, struct repl_peer *p, const struct repl_ms
 		q->wait &= ~bit;
 		p->pending--;
 		q->acked |= bit;
+		{
+			uint64_t lat = now_ns() - q->start_ns;
+
+			p->lag_ns = p->lag_ns ? p->lag_ns - p->lag_ns / 8 + lat / 8 : lat;
+		}
 	} else {
 		q->frames[p->id] = 0;
 		q->wait &= ~bit;
@@ -1910,6 +1916,7 @@ static void fill_status(struct repl_vol *rv, struct repl_vol_status *st)
 			 repl_disk_state_name(p->st.disk_state));
 		snprintf(ps->error, sizeof(ps->error), "%s", p->why);
 		ps->pending = p->pending;
+		ps->lag_ns = p->live ? p->lag_ns : 0;
 		ps->outdated = p->outdated;
 		ps->syncing = p->syncing;
 		ps->out_of_sync = p->bm ? repl_bitmap_count(p->bm) * repl_bitmap_grain(p->bm) : 0;

@@ -43,6 +43,7 @@ struct repl_peer_status {
 	char role[16], disk[16];   /* the peer's, as it last told us */
 	char error[200];           /* why the last connection ended / was refused */
 	uint64_t pending;          /* requests waiting for its ack */
+	uint64_t lag_ns;           /* its acks' latency (EWMA), 0 before the first */
 	bool outdated;             /* known to miss writes: needs a resync */
 	bool syncing;              /* we are resyncing it now */
 	uint64_t out_of_sync;      /* bytes its dirty bitmap covers */

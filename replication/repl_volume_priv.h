@@ -28,6 +28,7 @@ struct repl_req {
 	struct vol_io *parent;
 	struct repl_vol *rv;
 	uint64_t id;
+	uint64_t start_ns;          /* sent: for the peers' lag */
 	uint32_t wait;              /* peers whose ack is due */
 	uint16_t frames[REPL_MAX_NODES]; /* per peer: acks still due (1 MiB frames) */
 	uint32_t acked;             /* peers that acked OK */
@@ -52,6 +53,7 @@ struct repl_peer {
 	unsigned backoff_ms;
 	char why[200];
 	uint64_t pending;
+	uint64_t lag_ns;            /* its acks' latency: EWMA (1/8) of request -> last ack */
 	unsigned sec_inflight;      /* we are its secondary: its requests in flight */
 	uint64_t bytes_out, bytes_in;
 

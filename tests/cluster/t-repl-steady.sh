@@ -45,8 +45,10 @@ log "a, b, c identical ($(sha256sum <"$(data_of a)" | cut -c1-16)); $n writes re
 # the human status names every peer and its state
 ctl a volume status "$VOL" >"$T/status.txt" || fail "status"
 grep -q '^Replication: *member 0, primary, disk up-to-date' "$T/status.txt" || fail "status: $(cat "$T/status.txt")"
-grep -qE '^ +2 +node-c +10\.77\.0\.3:7788 +connected +secondary +up-to-date' "$T/status.txt" ||
-	fail "status peer line: $(cat "$T/status.txt")"
+grep -qE '^ +2 +node-c +10\.77\.0\.3:7788 +connected +secondary +up-to-date +0 +[0-9.]+ms ' \
+	"$T/status.txt" || fail "status peer line (with its lag): $(cat "$T/status.txt")"
+lag=$(peer_field a 2 lag_ns)
+[ "$lag" -gt 0 ] && [ "$lag" -lt 1000000000 ] || fail "c's lag on a: $lag ns"
 # resize: every member, the primary last (it refuses while a replica is
 # smaller); the links stay up through it; the new space replicates
 ctl a volume resize "$VOL" 96M >/dev/null 2>"$T/err" && fail "the primary grew before its replicas"
