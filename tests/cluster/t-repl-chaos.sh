@@ -8,6 +8,8 @@
 # undone (restart / heal) and the set is given time to reconnect and
 # resync. At the end: zero acknowledged writes lost (checker verify through
 # the primary) and the three replicas converge bit-identical.
+# URBD_CHAOS_DISKLESS=c (t-repl-chaos-tiebreaker): c is a diskless
+# tie-breaker, never promoted; a and b converge.
 # shellcheck source-path=SCRIPTDIR source=repl_lib.sh
 source "$(dirname "$0")/repl_lib.sh"
 
@@ -20,6 +22,9 @@ SEED=${URBD_CHAOS_SEED:-$((RANDOM * 32768 + RANDOM))}
 RANDOM=$SEED
 log "chaos: $STEPS steps, seed $SEED (URBD_CHAOS_SEED=$SEED to replay)"
 
+DISKLESS=${URBD_CHAOS_DISKLESS:-}
+REPL_DISKLESS=$DISKLESS
+[ -z "$DISKLESS" ] || log "chaos: $DISKLESS is a diskless tie-breaker"
 repl_up a b c
 ctl a volume promote "$VOL" >/dev/null || fail "promote a"
 PRIMARY=a
@@ -28,6 +33,9 @@ CHK=$CHK_PID
 sleep 1
 
 others() { local az; for az in a b c; do [ "$az" = "$1" ] || echo "$az"; done; }
+# the members that may become primary here: those holding data
+candidates() { local az; for az in $(others "$1"); do [ "$az" = "$DISKLESS" ] || echo "$az"; done; }
+holders() { candidates none; }
 pick() { local xs=("$@"); echo "${xs[RANDOM % ${#xs[@]}]}"; }
 
 # promote some running member that the daemons accept (quorum, up to date)
@@ -52,7 +60,7 @@ _all_connected() {
 }
 _all_up_to_date() {
 	local az
-	for az in a b c; do up_to_date "$az" || return 1; done
+	for az in $(holders); do up_to_date "$az" || return 1; done
 }
 settle() {
 	wait_until 20 _all_connected || fail "step $1: the set did not reconnect"
@@ -68,7 +76,7 @@ for ((step = 1; step <= STEPS; step++)); do
 		victim=$PRIMARY
 		kill -KILL "${URBD_PIDS[$victim]}"
 		unset "URBD_PIDS[$victim]"
-		ensure_primary $(others "$victim")
+		ensure_primary $(candidates "$victim")
 		sleep 1
 		repl_start "$victim"
 		;;
@@ -85,13 +93,13 @@ for ((step = 1; step <= STEPS; step++)); do
 		x=${rest[0]} y=${rest[1]}
 		partition "$victim" "$x"
 		partition "$victim" "$y"
-		ensure_primary "$x" "$y"
+		ensure_primary $(candidates "$victim")
 		sleep 1
 		heal "$victim" "$x"
 		heal "$victim" "$y"
 		;;
 	move-primary)
-		target=$(pick $(others "$PRIMARY"))
+		target=$(pick $(candidates "$PRIMARY"))
 		# demote is refused while a client is attached (the checker
 		# usually is): then the primary stays, which the step logs
 		if ctl "$PRIMARY" volume demote "$VOL" >/dev/null 2>&1; then
@@ -112,5 +120,5 @@ log "checker: $(tail -n 1 "$T/w1.out" | cut -c1-300)"
 settle final
 wait_until 5 no_pending "$PRIMARY"
 checker_verify "$PRIMARY" w1
-replicas_identical a b c || fail "replicas did not converge"
-pass "$STEPS chaos steps (seed $SEED): $(chk_field w1 acked) writes acknowledged, none lost; a = b = c"
+replicas_identical $(holders) || fail "replicas did not converge"
+pass "$STEPS chaos steps (seed $SEED${DISKLESS:+, $DISKLESS a tie-breaker}): $(chk_field w1 acked) writes acknowledged, none lost; $(holders | paste -sd=) identical"
