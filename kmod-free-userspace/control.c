@@ -633,6 +633,10 @@ static grpc_status_code remove_replica(void *ctx, const ProtobufCMessage *req,
 
 	if (!check_name(r->name, err, errlen))
 		return GRPC_STATUS_INVALID_ARGUMENT;
+	if (r->id >= REPL_MAX_NODES) {
+		snprintf(err, errlen, "member id %u out of range (0..%d)", r->id, REPL_MAX_NODES - 1);
+		return GRPC_STATUS_INVALID_ARGUMENT;
+	}
 	return role_call(s, r->name, volmgr_set_replica(s->m, r->name, r->id, NULL, false, why,
 							sizeof(why)),
 			 why, &urbd__v1__remove_replica_response__descriptor, resp, err, errlen);

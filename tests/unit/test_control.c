@@ -900,6 +900,9 @@ static void test_replication_calls(void **state)
 				 GRPC_STATUS_FAILED_PRECONDITION);
 		assert_string_equal(err, "member id 3 is taken");
 		rreq.name = (char *)"rv";
+		rreq.id = 9;
+		assert_int_equal(CALL("RemoveReplica", &rreq, remove_replica_response, &rresp),
+				 GRPC_STATUS_INVALID_ARGUMENT);
 		rreq.id = 2;
 		assert_int_equal(CALL("RemoveReplica", &rreq, remove_replica_response, &rresp),
 				 GRPC_STATUS_OK);
