@@ -191,26 +191,18 @@ void repl_read_peer_gone(struct repl_vol *rv, struct repl_peer *p)
 	}
 }
 
-/* ---- the member with data -------------------------------------------------------- */
-
-struct rserve {
-	struct vol_io io;
-	struct repl_vol *rv;
-	struct repl_peer *p;
-	struct repl_conn *c;
-	uint64_t id;
-};
+/* ---- the member with data ------------------------------------------------------ */
 
 static void release_buf(const uint8_t *data, uint32_t len)
 {
 	iobuf_put((void *)data, len);
 }
 
-static void serve_done(struct vol_io *io, int res)
+static void serve_done(struct repl_sec_read *s, int res)
 {
-	struct rserve *s = container_of(io, struct rserve, io);
+	struct vol_io *io = &s->io;
 	struct repl_msg m = { .type = REPL_MSG_READ_REPLY };
-	bool owned = false;
+	bool handed_on = false;
 
 	m.u.read_reply.id = s->id;
 	m.u.read_reply.status = repl_status_from_errno(res < 0 ? res : 0);
@@ -222,20 +214,14 @@ static void serve_done(struct vol_io *io, int res)
 		       vname(s->rv), (unsigned long long)io->off, strerror(-res));
 	}
 	if (s->c->state == REPL_CONN_LIVE)
-		owned = repl_conn_send_owned(s->c, &m, res >= 0 ? release_buf : NULL) == 0 &&
-			res >= 0;
-	if (!owned)
-		iobuf_put(io->buf, io->len);
-	repl_sec_io_done(s->rv, s->p, s->c);
-	free(s);
+		handed_on = repl_conn_send_owned(s->c, &m, res >= 0 ? release_buf : NULL) == 0 &&
+			    res >= 0;
+	repl_sec_read_end(s, handed_on);
 }
 
 int repl_read_serve(struct repl_vol *rv, struct repl_peer *p, struct repl_conn *c,
 		    const struct repl_msg *m, char *why, size_t whylen)
 {
-	struct vol_backend *local = rv->b.next;
-	struct rserve *s;
-
 	if (p->st.role != REPL_ROLE_PRIMARY || rv->role == REPL_ROLE_PRIMARY) {
 		snprintf(why, whylen, "READ_REQ from a peer that is not the primary");
 		return -EBADMSG;
@@ -255,22 +241,9 @@ int repl_read_serve(struct repl_vol *rv, struct repl_peer *p, struct repl_conn *
 		repl_conn_send(c, &r);
 		return 0;
 	}
-	s = calloc(1, sizeof(*s));
-	if (!s || !(s->io.buf = iobuf_get(m->u.io.length))) {
-		free(s);
+	if (repl_sec_read_start(rv, p, c, m, serve_done)) {
 		snprintf(why, whylen, "out of memory");
 		return -EBADMSG;
 	}
-	s->rv = rv;
-	s->p = p;
-	s->c = c;
-	s->id = m->u.io.id;
-	s->io.op = VOL_READ;
-	s->io.off = m->u.io.offset;
-	s->io.len = m->u.io.length;
-	s->io.vol = rv->v;
-	s->io.chain_done = serve_done;
-	repl_sec_io_start(rv, p, c);
-	local->ops->submit(local, &s->io);
 	return 0;
 }

@@ -460,17 +460,9 @@ int repl_verify_on_reply(struct repl_vol *rv, struct repl_peer *p, const struct 
 
 /* ---- the peer's side ---------------------------------------------------------- */
 
-struct vserve {
-	struct vol_io io;
-	struct repl_vol *rv;
-	struct repl_peer *p;
-	struct repl_conn *c;
-	uint64_t id;
-};
-
-static void serve_done(struct vol_io *io, int res)
+static void serve_done(struct repl_sec_read *s, int res)
 {
-	struct vserve *s = container_of(io, struct vserve, io);
+	struct vol_io *io = &s->io;
 	struct repl_msg m = { .type = REPL_MSG_VERIFY_REPLY };
 
 	m.u.digest.id = s->id;
@@ -483,17 +475,12 @@ static void serve_done(struct vol_io *io, int res)
 		       (unsigned long long)io->off, strerror(-res));
 	if (s->c->state == REPL_CONN_LIVE)
 		repl_conn_send(s->c, &m);
-	iobuf_put(io->buf, io->len);
-	repl_sec_io_done(s->rv, s->p, s->c);
-	free(s);
+	repl_sec_read_end(s, false);
 }
 
 int repl_verify_serve(struct repl_vol *rv, struct repl_peer *p, struct repl_conn *c,
 		      const struct repl_msg *m, char *why, size_t whylen)
 {
-	struct vol_backend *local = rv->b.next;
-	struct vserve *s;
-
 	if (m->u.io.offset + m->u.io.length > rv->v->size) {
 		snprintf(why, whylen, "VERIFY_REQ off=%llu len=%u past the end (%llu)",
 			 (unsigned long long)m->u.io.offset, m->u.io.length,
@@ -510,23 +497,10 @@ int repl_verify_serve(struct repl_vol *rv, struct repl_peer *p, struct repl_conn
 		repl_conn_send(c, &r);
 		return 0;
 	}
-	s = calloc(1, sizeof(*s));
-	if (!s || !(s->io.buf = iobuf_get(m->u.io.length))) {
-		free(s);
+	if (repl_sec_read_start(rv, p, c, m, serve_done)) {
 		snprintf(why, whylen, "out of memory");
 		return -EBADMSG;
 	}
-	s->rv = rv;
-	s->p = p;
-	s->c = c;
-	s->id = m->u.io.id;
-	s->io.op = VOL_READ;
-	s->io.off = m->u.io.offset;
-	s->io.len = m->u.io.length;
-	s->io.vol = rv->v;
-	s->io.chain_done = serve_done;
-	repl_sec_io_start(rv, p, c);
-	local->ops->submit(local, &s->io);
 	return 0;
 }
 

@@ -832,6 +832,47 @@ void repl_sec_io_done(struct repl_vol *rv, struct repl_peer *p, struct repl_conn
 	repl_conn_put(c);
 }
 
+static void sec_read_done(struct vol_io *io, int res)
+{
+	struct repl_sec_read *s = container_of(io, struct repl_sec_read, io);
+
+	s->done(s, res);
+}
+
+int repl_sec_read_start(struct repl_vol *rv, struct repl_peer *p, struct repl_conn *c,
+			const struct repl_msg *m,
+			void (*done)(struct repl_sec_read *s, int res))
+{
+	struct vol_backend *local = rv->b.next;
+	struct repl_sec_read *s = calloc(1, sizeof(*s));
+
+	if (!s || !(s->io.buf = iobuf_get(m->u.io.length))) {
+		free(s);
+		return -ENOMEM;
+	}
+	s->rv = rv;
+	s->p = p;
+	s->c = c;
+	s->id = m->u.io.id;
+	s->done = done;
+	s->io.op = VOL_READ;
+	s->io.off = m->u.io.offset;
+	s->io.len = m->u.io.length;
+	s->io.vol = rv->v;
+	s->io.chain_done = sec_read_done;
+	repl_sec_io_start(rv, p, c);
+	local->ops->submit(local, &s->io);
+	return 0;
+}
+
+void repl_sec_read_end(struct repl_sec_read *s, bool keep_buf)
+{
+	if (!keep_buf)
+		iobuf_put(s->io.buf, s->io.len);
+	repl_sec_io_done(s->rv, s->p, s->c);
+	free(s);
+}
+
 static int apply(struct repl_vol *rv, struct repl_peer *p, struct repl_conn *c,
 		 const struct repl_msg *m, char *why, size_t whylen)
 {
@@ -1436,6 +1477,7 @@ void repl_vol_adopt(struct repl_vol *rv, int fd, const struct repl_features *f,
 		return;
 	}
 	rv->conns++;
+	repl_vol_publish(rv); /* "standalone" in status now means the link is gone */
 }
 
 /* ---- timer ---------------------------------------------------------------------------- */

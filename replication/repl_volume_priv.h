@@ -141,6 +141,21 @@ bool repl_vol_live_primary(const struct repl_vol *rv);
  * verify peer) starts / ends: bounds what one link keeps in flight */
 void repl_sec_io_start(struct repl_vol *rv, struct repl_peer *p, struct repl_conn *c);
 void repl_sec_io_done(struct repl_vol *rv, struct repl_peer *p, struct repl_conn *c);
+/* A local read on behalf of peer p's request `id` (READ_REQ, VERIFY_REQ):
+ * done(s, res) runs when it completed and must end with
+ * repl_sec_read_end(s, keep_buf) (keep_buf: the buffer was handed on). */
+struct repl_sec_read {
+	struct vol_io io;
+	struct repl_vol *rv;
+	struct repl_peer *p;
+	struct repl_conn *c;
+	uint64_t id;
+	void (*done)(struct repl_sec_read *s, int res);
+};
+int repl_sec_read_start(struct repl_vol *rv, struct repl_peer *p, struct repl_conn *c,
+			const struct repl_msg *m,
+			void (*done)(struct repl_sec_read *s, int res));
+void repl_sec_read_end(struct repl_sec_read *s, bool keep_buf);
 
 /* repl_resync.c: the source side */
 /* a resync of p (live, behind us, we are primary): from p->bm when it is
