@@ -319,12 +319,16 @@ wait "$CHK_PID" 2>/dev/null || true
 CHK_SUM=$(tail -n 1 "$T/fo.out")
 VERIFY=$(in_az b timeout 120 /usr/bin/python3 "$CHECKER" verify --uri "$(vuri b fo)" \
 	--journal "$T/fo.journal" --blocks "$CHK_BLOCKS" 2>&1) && VERIFY_RC=0 || VERIFY_RC=$?
-# ---- resync: a returns; b, the primary now, resyncs it completely (a was
-# primary when it died: its unacknowledged tail must go), unthrottled
+# ---- resync, unthrottled. c lost its primary uncleanly ("unconfirmed"):
+# b resyncs it completely right after its promotion, while the checker
+# writes. a returns: it crashed as primary, so b resyncs its activity-log
+# extents plus what b wrote since, not everything
 repl_start a
 wait_until 120 up_to_date a || true
-export RESYNC_LINE
-RESYNC_LINE=$(grep -h "resync to peer 0 (node-a) done" "$T"/az-b/urbd.*.log 2>/dev/null | tail -n 1)
+export RESYNC_LINE AL_LINE AL_EXTENTS
+RESYNC_LINE=$(grep -h "resync to peer 2 (node-c) done" "$T"/az-b/urbd.*.log 2>/dev/null | tail -n 1)
+AL_LINE=$(grep -h "resync to peer 0 (node-a) done" "$T"/az-b/urbd.*.log 2>/dev/null | tail -n 1)
+AL_EXTENTS=$(grep -ho "was primary at a crash: [0-9]* activity-log extents" "$T"/az-a/urbd.*.log 2>/dev/null | tail -n 1)
 RSS_END=$(for az in b c; do echo "$az $(rss_of "$az")"; done)
 
 # daemon logs: every line at WARN or ERR (the failover makes some)
@@ -436,7 +440,10 @@ import os, re
 rl = os.environ.get("RESYNC_LINE", "")
 mm = re.search(r"done: (\d+) bytes in ([0-9.]+) s \(([0-9.]+) MiB/s\)", rl)
 if mm:
-    print(f'  resync throughput      full resync of the returning old primary, unthrottled: {int(mm.group(1)) / 2**20:.0f} MiB in {float(mm.group(2)):.2f} s = {float(mm.group(3)):.0f} MiB/s')
+    print(f'  resync throughput      full resync of c (unconfirmed after the crash), unthrottled, checker writing: {int(mm.group(1)) / 2**20:.0f} MiB in {float(mm.group(2)):.2f} s = {float(mm.group(3)):.0f} MiB/s')
+ma = re.search(r"done: (\d+) bytes in ([0-9.]+) s", os.environ.get("AL_LINE", ""))
+if ma:
+    print(f'  {"":<22} the crashed old primary a: {int(ma.group(1)) / 2**20:.0f} MiB resynced in {float(ma.group(2)):.2f} s ({os.environ.get("AL_EXTENTS", "?")}, plus what b wrote since)')
     print(f'  {"":<22} (resync bytes <= 1.1x dirtied: tests/cluster/t-repl-kill-secondary checks moved = dirtied on every run)')
 else:
     print(f'  resync throughput      not measured: no finished resync in b\'s log')

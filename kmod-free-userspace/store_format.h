@@ -65,6 +65,9 @@
 #define STORE_SB_F_CLEAN        (1u << 0) /* shut down cleanly */
 #define STORE_SB_F_UNCONFIRMED  (1u << 1) /* replication: lost its primary uncleanly,
 					   * needs a full resync from the next one */
+#define STORE_SB_F_WAS_PRIMARY  (1u << 2) /* replication: primary since the last clean
+					   * demote: after a crash, its activity log
+					   * names what may differ from the others */
 
 /* generation identifiers, filled in by replication (DRBD-style UUIDs) */
 struct store_generations {

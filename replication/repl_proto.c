@@ -253,6 +253,24 @@ static int validate(const struct repl_msg *m, const char **why)
 		if (m->u.ack.status >= REPL_ST_END)
 			BAD("unknown ack status");
 		return 0;
+	case REPL_MSG_AL_EXTENTS: {
+		uint32_t prev = 0;
+
+		if (m->u.al.flags & ~REPL_AL_F_KNOWN)
+			BAD("unknown AL flags");
+		if (m->u.al.count > REPL_MAX_AL_EXTENTS || m->data_len != 4 * m->u.al.count)
+			BAD("extent count disagrees with the frame length");
+		if ((m->u.al.flags & REPL_AL_F_UNKNOWN) && m->u.al.count)
+			BAD("extents listed with UNKNOWN");
+		for (uint32_t i = 0; i < m->u.al.count; i++) {
+			uint32_t e = get_be32(m->data + 4 * i);
+
+			if (i && e <= prev)
+				BAD("extents not strictly ascending");
+			prev = e;
+		}
+		return 0;
+	}
 	case REPL_MSG_VERIFY_REQ:
 		if (io->flags)
 			BAD("flags not allowed for this message");
@@ -530,6 +548,23 @@ static void e_read_reply(const struct repl_msg *m, uint8_t *p)
 	be32_set(&w->data_crc, m->u.read_reply.data_crc);
 }
 
+static int x_al(const uint8_t *p, size_t len, struct repl_msg *m, const char **why)
+{
+	const struct repl_wire_al_extents *w = (const void *)p;
+
+	m->u.al.count = be32_get(&w->count);
+	m->u.al.flags = be32_get(&w->flags);
+	return 0;
+}
+
+static void e_al(const struct repl_msg *m, uint8_t *p)
+{
+	struct repl_wire_al_extents *w = (void *)p;
+
+	be32_set(&w->count, m->u.al.count);
+	be32_set(&w->flags, m->u.al.flags);
+}
+
 static int x_digest(const uint8_t *p, size_t len, struct repl_msg *m, const char **why)
 {
 	const struct repl_wire_digest *w = (const void *)p;
@@ -584,6 +619,7 @@ static const struct msg_desc msg_table[REPL_MSG_TYPE_END] = {
 	D(REPL_MSG_HELLO, "HELLO", 24, 24, 24, x_hello, e_hello),
 	D(REPL_MSG_STATE, "STATE", 72, 72, 72, x_state, e_state),
 	D(REPL_MSG_BITMAP, "BITMAP", 24 + 8, 24 + REPL_MAX_BITMAP, 24, x_bitmap, e_bitmap),
+	D(REPL_MSG_AL_EXTENTS, "AL_EXTENTS", 8, 8 + 4 * REPL_MAX_AL_EXTENTS, 8, x_al, e_al),
 	D(REPL_MSG_WRITE, "WRITE", 32 + REPL_SECTOR, 32 + REPL_MAX_DATA, 32, x_write, e_write),
 	ACK(REPL_MSG_WRITE_ACK, "WRITE_ACK"),
 	D(REPL_MSG_FLUSH, "FLUSH", 8, 8, 8, x_u64, e_u64),
@@ -629,7 +665,8 @@ int repl_msg_bounds(uint16_t type, uint32_t *min, uint32_t *max)
 static bool has_data(uint16_t type)
 {
 	return type == REPL_MSG_WRITE || type == REPL_MSG_RESYNC_DATA ||
-	       type == REPL_MSG_READ_REPLY || type == REPL_MSG_BITMAP;
+	       type == REPL_MSG_READ_REPLY || type == REPL_MSG_BITMAP ||
+	       type == REPL_MSG_AL_EXTENTS;
 }
 
 /* ---- header ------------------------------------------------------------- */

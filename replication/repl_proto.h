@@ -101,7 +101,10 @@ enum repl_msg_type {
 	/* -- state (0x0010-0x001f) -- */
 	REPL_MSG_STATE           = 0x0010, /* both: after AUTH_OK, and on every role/disk change */
 	REPL_MSG_BITMAP          = 0x0011, /* both: dirty-bitmap chunks before a resync */
-	/* 0x0012-0x001f reserved for state/quorum (twopc, fencing) */
+	REPL_MSG_AL_EXTENTS      = 0x0012, /* a crashed primary back, after its STATE: the
+					    * extents its activity log names (needs
+					    * REPL_FEAT_AL_EXTENTS) */
+	/* 0x0013-0x001f reserved for state/quorum (twopc, fencing) */
 	/* -- replicated I/O (0x0020-0x002f) -- */
 	REPL_MSG_WRITE           = 0x0020, /* P->S: an application write, in submission order */
 	REPL_MSG_WRITE_ACK       = 0x0021, /* S->P: the WRITE is on S's disk (durable if FUA) */
@@ -153,7 +156,8 @@ enum repl_msg_type {
 #define REPL_FEAT_WRITE_ZEROES  (1ull << 2) /* WRITE_ZEROES without data */
 #define REPL_FEAT_BARRIER       (1ull << 3) /* BARRIER epochs (crash-consistent snapshots) */
 #define REPL_FEAT_VERIFY        (1ull << 4) /* VERIFY_REQ/VERIFY_REPLY (online verify) */
-#define REPL_FEAT_KNOWN         0x1full
+#define REPL_FEAT_AL_EXTENTS    (1ull << 5) /* AL_EXTENTS after a crashed primary's STATE */
+#define REPL_FEAT_KNOWN         0x3full
 
 struct repl_wire_features {
 	struct be32 proto_min;
@@ -313,6 +317,20 @@ struct repl_wire_read_reply {
 };
 _Static_assert(sizeof(struct repl_wire_read_reply) == 24, "read reply");
 
+/* ---- AL_EXTENTS: the activity log of a primary that crashed ---------------
+ * Extent e is bytes [e << 22, (e + 1) << 22) (4 MiB, repl_al.h). The
+ * receiving primary resyncs them (with what it wrote since) instead of
+ * the whole volume. UNKNOWN: the log could not be read: everything. */
+#define REPL_AL_F_UNKNOWN   (1u << 0)
+#define REPL_AL_F_KNOWN     0x1u
+#define REPL_MAX_AL_EXTENTS 1012u    /* one activity-log block's worth */
+
+struct repl_wire_al_extents {
+	struct be32 count;        /* u32 extents follow, strictly ascending */
+	struct be32 flags;        /* REPL_AL_F_*; UNKNOWN: count 0 */
+};
+_Static_assert(sizeof(struct repl_wire_al_extents) == 8, "al extents");
+
 /* ---- VERIFY_REQ: struct repl_wire_range (flags 0, length <= REPL_MAX_DATA);
  *      VERIFY_REPLY: the digest of that range on the peer's disk ----------- */
 #define REPL_DIGEST_SHA256 1u     /* the only algorithm in v1 */
@@ -421,13 +439,15 @@ struct repl_msg {
 		struct repl_ack ack;
 		struct repl_read_reply read_reply;
 		struct repl_digest digest;        /* VERIFY_REPLY */
+		struct { uint32_t count, flags; } al; /* AL_EXTENTS: data = count BE u32 */
 		uint64_t value;                   /* FLUSH id, BARRIER epoch, PING/PONG token,
 						   * RESYNC_START/DONE bytes */
 		struct repl_error error;
 	} u;
 	uint8_t nonce[REPL_NONCE_LEN];            /* AUTH_CHALLENGE */
 	uint8_t mac[REPL_MAC_LEN];                /* AUTH_RESPONSE */
-	/* WRITE/RESYNC_DATA/READ_REPLY data, BITMAP chunk: points into the
+	/* WRITE/RESYNC_DATA/READ_REPLY data, BITMAP chunk, AL_EXTENTS list
+	 * (big-endian u32s): points into the
 	 * decoded buffer (not copied); data_len bytes */
 	const uint8_t *data;
 	uint32_t data_len;

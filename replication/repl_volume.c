@@ -24,6 +24,7 @@ static void fill_status(struct repl_vol *rv, struct repl_vol_status *st);
 #define RECONNECT_MAX_MS 2000
 
 static const struct repl_conn_ops conn_ops;
+static void broadcast_state(struct repl_vol *rv);
 
 /* ---- generations (pure) ---------------------------------------------------- */
 
@@ -165,6 +166,13 @@ static void fill_state(void *ctx, struct repl_conn *c, struct repl_state *s)
 		s->flags |= REPL_STATE_F_UNCONFIRMED;
 	if (rv->discard_my_data)
 		s->flags |= REPL_STATE_F_DISCARD_MY_DATA;
+	if (repl_actlog_crashed(rv))
+		s->flags |= REPL_STATE_F_CRASHED_PRIMARY;
+}
+
+void repl_vol_broadcast_state(struct repl_vol *rv)
+{
+	broadcast_state(rv);
 }
 
 static void broadcast_state(struct repl_vol *rv)
@@ -224,6 +232,19 @@ static void set_unconfirmed(struct repl_vol *rv, bool on, const char *why)
 	log_info("repl", "%s: %s (%s)", vname(rv), on ? "unconfirmed: the next primary "
 		 "resyncs this replica completely" : "confirmed again", why);
 	broadcast_state(rv);
+}
+
+/* STORE_SB_F_WAS_PRIMARY: set before a primary's first write (its
+ * activity log then means something after a crash), cleared once nothing
+ * it wrote can be in flight (a demote) */
+static int set_was_primary(struct repl_vol *rv, bool on)
+{
+	struct store_meta m = rv->v->sv->meta;
+
+	if (!rv->actlog || !!(m.flags & STORE_SB_F_WAS_PRIMARY) == on)
+		return 0;
+	m.flags = on ? (m.flags | STORE_SB_F_WAS_PRIMARY) : (m.flags & ~STORE_SB_F_WAS_PRIMARY);
+	return store_write_meta(rv->v->sv, &m);
 }
 
 /* a new current generation: from now on, members that are not live miss
@@ -374,6 +395,7 @@ static void req_free(struct repl_req *q)
 		iobuf_put(q->own_buf, q->sub.len);
 	if (is_write_like(q->sub.op) && q->local_done && q->local_res == 0)
 		repl_resync_mark(rv, q->sub.off, q->sub.len, q->acked);
+	repl_actlog_end(rv, q);
 	free(q);
 	if (rv->blocked)
 		repl_vol_pump_blocked(rv);
@@ -578,8 +600,6 @@ static void diskless_local_done(void *arg)
 static void start_req(struct repl_vol *rv, struct vol_io *io)
 {
 	struct repl_req *q;
-	struct repl_msg m = { 0 };
-	struct vol_backend *next = rv->b.next;
 
 	if (io->op == VOL_READ) {
 		/* never complete inside submit: the read may fail at once */
@@ -619,6 +639,19 @@ static void start_req(struct repl_vol *rv, struct vol_io *io)
 	rv->inflight = q;
 	q->hnext = *hash_slot(rv, q->id);
 	*hash_slot(rv, q->id) = q;
+	/* the activity log first: a write goes nowhere before its extents
+	 * are on record (a crashed primary resyncs only those) */
+	if (repl_actlog_hold(rv, q))
+		return;
+	repl_vol_issue(rv, q);
+}
+
+/* a registered request goes out: to the peers and the local store */
+void repl_vol_issue(struct repl_vol *rv, struct repl_req *q)
+{
+	struct vol_io *io = q->parent;
+	struct vol_backend *next = rv->b.next;
+	struct repl_msg m = { 0 };
 
 	m.type = msg_type_of(io->op);
 	if (io->op == VOL_FLUSH) {
@@ -1156,9 +1189,18 @@ static uint32_t on_state(void *ctx, struct repl_conn *c, const struct repl_state
 	peer_state_changed(rv, p, s, true);
 	if (s->role == REPL_ROLE_PRIMARY)
 		broadcast_state(rv); /* we follow it now: promotions check that */
-	if (p->outdated && rv->role == REPL_ROLE_PRIMARY && !p->m->diskless)
+	/* a primary that crashed: its activity log follows its STATE and
+	 * decides what the resync covers (repl_actlog_on_extents); a former
+	 * primary without one gets everything */
+	p->await_al = false;
+	if (p->outdated && rv->role == REPL_ROLE_PRIMARY && !p->m->diskless &&
+	    (s->flags & REPL_STATE_F_CRASHED_PRIMARY) && (c->features & REPL_FEAT_AL_EXTENTS)) {
+		p->await_al = true;
+	} else if (p->outdated && rv->role == REPL_ROLE_PRIMARY && !p->m->diskless) {
+		if (p->bm_fp)
+			p->bm_complete = false;
 		repl_resync_start(rv, p, s->gen_current);
-	else if (p->outdated)
+	} else if (p->outdated)
 		log_warn("repl", "%s: peer %u (%s) is behind (outdated): it waits for a "
 			 "primary to resync it", vname(rv), p->id, p->m->node);
 	if (!rv->had_quorum && have_quorum(rv)) {
@@ -1167,6 +1209,7 @@ static uint32_t on_state(void *ctx, struct repl_conn *c, const struct repl_state
 			 repl_config_members(&rv->cfg));
 		resume_suspended(rv);
 	}
+	repl_actlog_send(rv, c); /* after our STATE, which went out first */
 	repl_vol_publish(rv);
 	return 0;
 }
@@ -1205,7 +1248,7 @@ static int resync_target(struct repl_vol *rv, struct repl_peer *p, const struct 
 
 		mm.gen = g;
 		mm.disk_state = 0;
-		mm.flags &= ~STORE_SB_F_UNCONFIRMED;
+		mm.flags &= ~(STORE_SB_F_UNCONFIRMED | STORE_SB_F_WAS_PRIMARY);
 		if (fdatasync(rv->v->sv->data_fd) < 0 || store_write_meta(rv->v->sv, &mm)) {
 			log_err("repl", "%s: cannot make the resync durable: staying inconsistent",
 				vname(rv));
@@ -1216,6 +1259,7 @@ static int resync_target(struct repl_vol *rv, struct repl_peer *p, const struct 
 		 vname(rv), p->id, p->m->node, (unsigned long long)m->u.value,
 		 (unsigned long long)g.current);
 	rv->discard_my_data = false;
+	repl_actlog_settled(rv, "resynced");
 	rv->disk = REPL_DISK_UP_TO_DATE;
 	broadcast_state(rv);
 	repl_vol_publish(rv);
@@ -1267,6 +1311,8 @@ static int on_msg(void *ctx, struct repl_conn *c, const struct repl_msg *m, char
 	case REPL_MSG_RESYNC_START:
 	case REPL_MSG_RESYNC_DONE:
 		return resync_target(rv, p, m, why, whylen);
+	case REPL_MSG_AL_EXTENTS:
+		return repl_actlog_on_extents(rv, p, m, why, whylen);
 	case REPL_MSG_VERIFY_REQ:
 		return repl_verify_serve(rv, p, c, m, why, whylen);
 	case REPL_MSG_VERIFY_REPLY:
@@ -1503,6 +1549,7 @@ static void timer_done(struct reactor_op *op, int res)
 	}
 	repl_resync_tick(rv, TIMER_MS);
 	repl_verify_pump(rv);
+	repl_actlog_tick(rv);
 	repl_vol_publish(rv);
 	arm_timer(rv);
 }
@@ -1525,6 +1572,7 @@ static void destroy(struct vol_backend *b)
 	pthread_mutex_destroy(&rv->status_lock);
 	repl_resync_free(rv);
 	repl_verify_free(rv);
+	repl_actlog_free(rv);
 	free(rv);
 }
 
@@ -1570,6 +1618,12 @@ struct repl_vol *repl_vol_new(struct volume *v, const struct repl_config *cfg,
 			rv->peers[i].m = &rv->cfg.members[i];
 	}
 	rv->had_quorum = have_quorum(rv);
+	if (repl_actlog_open(rv)) {
+		log_err("repl", "%s: no memory for the activity log", v->name);
+		pthread_mutex_destroy(&rv->status_lock);
+		free(rv);
+		return NULL;
+	}
 	fill_status(rv, &rv->status);
 	v->top = &rv->b;
 	reactor_post(v->r, start_on_reactor, rv);
@@ -1654,9 +1708,22 @@ static int promote_on_reactor(void *arg)
 		rv->force_quorum = true;
 		rv->had_quorum = true;
 	}
+	if (set_was_primary(rv, true)) {
+		snprintf(a->err, a->errlen, "volume %s: cannot persist the primary flag", vname(rv));
+		return -EIO;
+	}
 	/* the role first: the STATE the rotation broadcasts says "primary",
 	 * which is what lets connected peers follow the new generation */
 	set_role(rv, REPL_ROLE_PRIMARY);
+	/* a primary that is gone may come back from a crash: from here on
+	 * its bitmap says what we write without it, and its activity log
+	 * (AL_EXTENTS) adds what it may hold that we lack */
+	for (unsigned i = 0; i < REPL_MAX_NODES; i++) {
+		struct repl_peer *p = &rv->peers[i];
+
+		if (p->m && !p->live && !p->m->diskless && p->st.role == REPL_ROLE_PRIMARY)
+			repl_resync_track_former_primary(rv, p);
+	}
 	if (!local_diskless(rv))
 		rv->disk = REPL_DISK_UP_TO_DATE;
 	/* a new generation, confirmed by a quorum before the first write
@@ -1677,12 +1744,14 @@ static int promote_on_reactor(void *arg)
 		bool was_unconfirmed = unconfirmed(rv);
 
 		set_unconfirmed(rv, false, "promoted");
+		repl_actlog_settled(rv, "promoted: its data is the truth now");
 		for (unsigned i = 0; i < REPL_MAX_NODES; i++) {
 			struct repl_peer *p = &rv->peers[i];
 
 			if (!p->live || p->m->diskless)
 				continue;
-			if (was_unconfirmed || (p->st.flags & REPL_STATE_F_UNCONFIRMED)) {
+			if (was_unconfirmed || (p->st.flags & (REPL_STATE_F_UNCONFIRMED |
+							       REPL_STATE_F_CRASHED_PRIMARY))) {
 				p->outdated = true;
 				p->bm_complete = false;
 			}
@@ -1719,6 +1788,8 @@ static int demote_on_reactor(void *arg)
 		return -EBUSY;
 	}
 	set_role(rv, REPL_ROLE_SECONDARY);
+	/* nothing in flight: nothing the activity log would have to name */
+	set_was_primary(rv, false);
 	log_info("repl", "%s: demoted to secondary", vname(rv));
 	broadcast_state(rv);
 	repl_vol_publish(rv);
@@ -1863,6 +1934,10 @@ static int resize_on_reactor(void *arg)
 			snprintf(a->err, a->errlen, "no memory for the larger dirty bitmaps");
 			return -ENOMEM;
 		}
+	if (repl_actlog_resize(rv, a->size)) {
+		snprintf(a->err, a->errlen, "cannot grow the activity log");
+		return -ENOMEM;
+	}
 	/* here, not on a control thread: the reactor writes the same
 	 * superblock (generations), and the two must not interleave */
 	if ((ret = store_grow_volume(rv->v->sv, a->size))) {
@@ -2005,7 +2080,8 @@ static int stop_on_reactor(void *arg)
 				repl_conn_close(rv->peers[i].conn, REPL_REASON_SHUTDOWN,
 						"volume going offline");
 	}
-	return (int)rv->conns + rv->timer_pending + (int)repl_verify_inflight(rv);
+	return (int)rv->conns + rv->timer_pending + (int)repl_verify_inflight(rv) +
+	       (int)repl_actlog_busy(rv);
 }
 
 void repl_vol_stop_sync(struct repl_vol *rv)

@@ -22,6 +22,7 @@
 
 struct repl_verify;
 struct repl_rd;
+struct repl_actlog;
 
 struct repl_req {
 	struct vol_io sub;          /* the local part */
@@ -38,6 +39,10 @@ struct repl_req {
 	struct repl_req *hnext;
 	struct repl_req *prev, *next;
 	struct repl_req *held_next;
+	bool al_begun;              /* holds activity-log references */
+	uint8_t al_state;           /* repl_actlog.c: waiting for the log, and why */
+	uint64_t al_wait;           /* the transaction it waits for */
+	struct repl_req *al_next;
 };
 
 struct repl_peer {
@@ -65,6 +70,9 @@ struct repl_peer {
 	uint64_t bm_run;            /* our primary run (repl_vol.primary_runs) when it
 				     * left us as its primary, else 0 */
 	bool syncing;               /* we are its resync source now */
+	bool await_al;              /* a crashed primary: its AL_EXTENTS decide the resync */
+	bool bm_fp;                 /* bm tracks a former primary since our promotion: good
+				     * only with its activity log (AL_EXTENTS) */
 	uint64_t sync_cursor, sync_total, sync_done, sync_started_ns;
 	uint64_t sync_last_total, sync_last_done, sync_last_ns; /* the last finished one */
 	unsigned sync_inflight;
@@ -110,6 +118,7 @@ struct repl_vol {
 	 * reactor while holding the volume manager's lock */
 	struct repl_verify *verify;  /* the running or last online verify (repl_verify.c) */
 	struct repl_rd *reads;       /* diskless primary: reads at peers (repl_read.c) */
+	struct repl_actlog *actlog;  /* the activity log (repl_actlog.c); NULL: diskless */
 	pthread_mutex_t status_lock;
 	struct repl_vol_status status;
 };
@@ -174,8 +183,33 @@ bool repl_resync_overlaps(struct repl_vol *rv, uint64_t off, uint64_t len);
 /* a write-like request done locally: mark it for every peer that did not ack */
 void repl_resync_mark(struct repl_vol *rv, uint64_t off, uint64_t len, uint32_t acked);
 void repl_resync_free(struct repl_vol *rv);
+/* from our promotion on, p (absent, primary when it left) is tracked in a
+ * fresh complete bitmap based on our generation before the rotation */
+void repl_resync_track_former_primary(struct repl_vol *rv, struct repl_peer *p);
 /* mark a range in p's dirty bitmap (verify --repair) */
 void repl_resync_mark_peer(struct repl_vol *rv, struct repl_peer *p, uint64_t off, uint64_t len);
+
+void repl_vol_issue(struct repl_vol *rv, struct repl_req *q);
+void repl_vol_broadcast_state(struct repl_vol *rv);
+
+/* repl_actlog.c: the activity log on the write path, and a crashed
+ * primary's return */
+int repl_actlog_open(struct repl_vol *rv);
+void repl_actlog_free(struct repl_vol *rv);
+/* a write-like request must wait for the log (it is issued later) */
+bool repl_actlog_hold(struct repl_vol *rv, struct repl_req *q);
+void repl_actlog_end(struct repl_vol *rv, struct repl_req *q);
+void repl_actlog_tick(struct repl_vol *rv);
+unsigned repl_actlog_busy(const struct repl_vol *rv);
+int repl_actlog_resize(struct repl_vol *rv, uint64_t size);
+/* we crashed as primary and no resync or promotion settled it since */
+bool repl_actlog_crashed(const struct repl_vol *rv);
+void repl_actlog_settled(struct repl_vol *rv, const char *why);
+/* after our STATE on a new link: our log's extents, if we crashed */
+void repl_actlog_send(struct repl_vol *rv, struct repl_conn *c);
+/* AL_EXTENTS from a crashed primary that came back behind us */
+int repl_actlog_on_extents(struct repl_vol *rv, struct repl_peer *p, const struct repl_msg *m,
+			   char *why, size_t whylen);
 
 /* repl_read.c: a diskless primary reads from a peer with data */
 bool repl_read_source(struct repl_vol *rv);

@@ -143,6 +143,22 @@ static int sample(unsigned i, struct repl_msg *m)
 		m->u.digest = (struct repl_digest){ .id = 11, .status = REPL_ST_IO,
 						    .alg = REPL_DIGEST_SHA256 };
 		return 0;
+	case 33: {
+		static uint8_t ext[12];
+
+		put_be32(ext, 0);
+		put_be32(ext + 4, 7);
+		put_be32(ext + 8, 4000);
+		m->type = REPL_MSG_AL_EXTENTS;
+		m->u.al.count = 3;
+		m->data = ext;
+		m->data_len = 12;
+		return 0;
+	}
+	case 34:
+		m->type = REPL_MSG_AL_EXTENTS;
+		m->u.al.flags = REPL_AL_F_UNKNOWN;
+		return 0;
 	case 27:
 		m->type = REPL_MSG_HELLO;
 		memset(m->u.hello.volume_uuid, 0x42, 16);
@@ -152,7 +168,7 @@ static int sample(unsigned i, struct repl_msg *m)
 	default: return -1;
 	}
 }
-#define NSAMPLES 33
+#define NSAMPLES 35
 
 static void assert_same_msg(const struct repl_msg *a, const struct repl_msg *b)
 {
@@ -338,6 +354,10 @@ static const struct bad_case bad_cases[] = {
 	{ 31, 8, 4, REPL_ST_END, "status" },
 	{ 31, 12, 4, 2, "algorithm" },
 	{ 31, 8, 4, REPL_ST_IO, "carries a digest" },
+	{ 33, 4, 4, 2, "AL flags" },
+	{ 33, 0, 4, 2, "disagrees" },
+	{ 33, 12, 4, 0, "ascending" },                   /* 0, 0, 4000 */
+	{ 33, 4, 4, REPL_AL_F_UNKNOWN, "with UNKNOWN" },
 };
 
 static void put_width(uint8_t *p, unsigned width, uint64_t v)
@@ -460,7 +480,7 @@ static void test_names(void **state)
 	assert_string_equal(repl_msg_name(REPL_MSG_WRITE_ZEROES_ACK), "WRITE_ZEROES_ACK");
 	assert_string_equal(repl_msg_name(REPL_MSG_DISCONNECT), "DISCONNECT");
 	assert_string_equal(repl_msg_name(0), "?");
-	assert_string_equal(repl_msg_name(0x0012), "?");
+	assert_string_equal(repl_msg_name(0x0013), "?"); /* reserved, unassigned */
 	assert_string_equal(repl_msg_name(0xffff), "?");
 	assert_string_equal(repl_role_name(REPL_ROLE_PRIMARY), "primary");
 	assert_string_equal(repl_role_name(77), "?");

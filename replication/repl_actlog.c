@@ -1,0 +1,332 @@
+/* The activity log on the primary's write path, and what a primary that
+ * crashed brings back (repl_al.h is the pure log; this file does its I/O).
+ *
+ *   write-like request   repl_al_begin on its range; when its extents are
+ *                        not in a durable transaction yet it waits
+ *                        (repl_actlog_hold) while one is written (one 4 KiB
+ *                        block, RWF_DSYNC, at the ring slot), then goes out
+ *   request freed        repl_al_end: its extents may leave the set
+ *   promote              STORE_SB_F_WAS_PRIMARY persisted; cleared by a
+ *                        clean demote or a completed resync
+ *   start with the flag  the log is recovered: the extents are what may
+ *                        differ from the others (writes in flight at the
+ *                        crash); STATE says CRASHED_PRIMARY and every new
+ *                        link gets AL_EXTENTS after our STATE
+ *   the new primary      resyncs us from its bitmap, complete since its
+ *                        promotion (repl_actlog_track_former_primary),
+ *                        plus those extents, instead of everything
+ *
+ * Why that is enough: a write is sent to the peers and written locally at
+ * once, and only after its extents are on record, so whatever a crashed
+ * primary holds that a peer lacks, or the other way round, lies in its
+ * logged extents. The new primary wrote everything else since. Its
+ * bitmap is trusted only when the generation we bring back is the one it
+ * had at its promotion (a member that followed another primary in
+ * between has another generation: full resync). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "iobuf.h"
+#include "log.h"
+#include "repl_al.h"
+#include "repl_volume_priv.h"
+#include "util.h"
+
+enum { AL_NONE, AL_WAIT_TXN, AL_WAIT_BEGIN };
+
+struct repl_actlog {
+	struct repl_vol *rv;
+	struct repl_al *al;
+	uint8_t *buf;               /* the transaction block in flight */
+	struct reactor_op op;
+	bool busy;                  /* a transaction write in flight */
+	uint64_t busy_seq;
+	struct repl_req *held, **held_tail;
+	/* a crash we came back from */
+	bool crashed;
+	uint32_t flags;             /* REPL_AL_F_UNKNOWN when the log was unreadable */
+	uint32_t count;
+	uint8_t *wire;              /* count big-endian u32 extents, for AL_EXTENTS */
+};
+
+static void write_txn(struct repl_vol *rv);
+
+static void hold(struct repl_actlog *a, struct repl_req *q, uint8_t state)
+{
+	q->al_state = state;
+	q->al_next = NULL;
+	*a->held_tail = q;
+	a->held_tail = &q->al_next;
+}
+
+/* 0: may go; 1: waits for a transaction; -EBUSY: waits for extents */
+static int begin(struct repl_vol *rv, struct repl_req *q)
+{
+	struct repl_actlog *a = rv->actlog;
+	bool need_txn = false;
+	uint64_t wait = 0;
+	int ret = repl_al_begin(a->al, q->sub.off, q->sub.len, &need_txn, &wait);
+
+	if (ret == -EBUSY)
+		return -EBUSY;
+	if (ret) {
+		/* out of range: the local write fails on its own */
+		log_rl(LOG_LVL_WARN, "repl", "%s: activity log: %s off=%llu len=%u: %s",
+		       vname(rv), vol_op_name(q->sub.op), (unsigned long long)q->sub.off,
+		       q->sub.len, strerror(-ret));
+		return 0;
+	}
+	q->al_begun = true;
+	if (wait <= repl_al_durable_seq(a->al))
+		return 0;
+	q->al_wait = wait;
+	return 1;
+}
+
+bool repl_actlog_hold(struct repl_vol *rv, struct repl_req *q)
+{
+	struct repl_actlog *a = rv->actlog;
+	int ret;
+
+	if (!a || !is_write_like(q->sub.op))
+		return false;
+	/* behind earlier held requests: the issue order stays the arrival order */
+	ret = a->held ? -EBUSY : begin(rv, q);
+	if (ret == 0)
+		return false;
+	hold(a, q, ret == 1 ? AL_WAIT_TXN : AL_WAIT_BEGIN);
+	if (ret == 1)
+		write_txn(rv);
+	return true;
+}
+
+/* issue what the log now covers, in order; begin the ones waiting for
+ * extents */
+static void release(struct repl_vol *rv)
+{
+	struct repl_actlog *a = rv->actlog;
+
+	while (a->held) {
+		struct repl_req *q = a->held;
+		int ret;
+
+		if (q->al_state == AL_WAIT_BEGIN) {
+			if ((ret = begin(rv, q)) == -EBUSY)
+				break;
+			q->al_state = ret == 1 ? AL_WAIT_TXN : AL_NONE;
+		} else if (q->al_wait <= repl_al_durable_seq(a->al)) {
+			q->al_state = AL_NONE;
+		}
+		if (q->al_state != AL_NONE)
+			break;
+		a->held = q->al_next;
+		if (!a->held)
+			a->held_tail = &a->held;
+		repl_vol_issue(rv, q);
+	}
+	if (a->held && a->held->al_state == AL_WAIT_TXN)
+		write_txn(rv);
+}
+
+static void txn_done(struct reactor_op *op, int res)
+{
+	struct repl_actlog *a = container_of(op, struct repl_actlog, op);
+	struct repl_vol *rv = a->rv;
+	int err = res == REPL_AL_BLOCK_SIZE ? 0 : res < 0 ? res : -EIO;
+
+	a->busy = false;
+	repl_al_txn_done(a->al, a->busy_seq, err);
+	if (err) {
+		/* the held writes wait; the timer tries again */
+		log_rl(LOG_LVL_ERR, "repl", "%s: activity log write failed: %s (writes into "
+		       "new extents wait)", vname(rv), strerror(-err));
+		return;
+	}
+	release(rv);
+}
+
+static void write_txn(struct repl_vol *rv)
+{
+	struct repl_actlog *a = rv->actlog;
+	struct repl_al_txn txn;
+
+	if (a->busy || !repl_al_txn_pending(a->al) || rv->stopping)
+		return;
+	if (repl_al_encode_txn(a->al, a->buf, &txn))
+		return;
+	a->busy = true;
+	a->busy_seq = txn.seq;
+	a->op.cb = txn_done;
+	reactor_write(rv->b.r, &a->op, rv->v->sv->meta_fd, a->buf, REPL_AL_BLOCK_SIZE,
+		      rv->v->sv->meta.al_offset + txn.area_offset, RWF_DSYNC);
+}
+
+void repl_actlog_end(struct repl_vol *rv, struct repl_req *q)
+{
+	struct repl_actlog *a = rv->actlog;
+
+	if (!a || !q->al_begun)
+		return;
+	q->al_begun = false;
+	repl_al_end(a->al, q->sub.off, q->sub.len);
+	if (a->held && a->held->al_state == AL_WAIT_BEGIN)
+		release(rv);
+}
+
+void repl_actlog_tick(struct repl_vol *rv)
+{
+	if (rv->actlog && rv->actlog->held)
+		write_txn(rv);
+}
+
+unsigned repl_actlog_busy(const struct repl_vol *rv)
+{
+	return rv->actlog && rv->actlog->busy;
+}
+
+int repl_actlog_resize(struct repl_vol *rv, uint64_t size)
+{
+	return rv->actlog ? repl_al_resize(rv->actlog->al, size) : 0;
+}
+
+/* ---- a crash we came back from -------------------------------------------------- */
+
+bool repl_actlog_crashed(const struct repl_vol *rv)
+{
+	return rv->actlog && rv->actlog->crashed;
+}
+
+void repl_actlog_settled(struct repl_vol *rv, const char *why)
+{
+	if (!repl_actlog_crashed(rv))
+		return;
+	rv->actlog->crashed = false;
+	log_info("repl", "%s: the crash as primary is settled (%s)", vname(rv), why);
+}
+
+static void recover(struct repl_vol *rv)
+{
+	struct repl_actlog *a = rv->actlog;
+	const struct store_meta *m = &rv->v->sv->meta;
+	struct repl_al_recovery *rec = calloc(1, sizeof(*rec));
+	uint8_t *area = malloc(m->al_len);
+	ssize_t n;
+	int ret = -ENOMEM;
+
+	a->crashed = true;
+	a->flags = REPL_AL_F_UNKNOWN;
+	if (rec && area) {
+		n = pread(rv->v->sv->meta_fd, area, m->al_len, (off_t)m->al_offset);
+		ret = n == (ssize_t)m->al_len ? repl_al_recover(area, m->al_len, &m->uuid, m->size, rec)
+					       : -EIO;
+	}
+	if (ret == 0 && (a->wire = malloc(4 * (size_t)rec->count + 4))) {
+		a->flags = 0;
+		a->count = rec->count;
+		for (uint32_t i = 0; i < rec->count; i++)
+			put_be32(a->wire + 4 * i, rec->extents[i]);
+		if (rec->slot >= 0)
+			repl_al_restore(a->al, rec);
+		log_warn("repl", "%s: was primary at a crash: %u activity-log extents (%llu MiB) "
+			 "may differ from the others; the next primary resyncs them",
+			 vname(rv), rec->count,
+			 (unsigned long long)rec->count * (REPL_AL_EXTENT_SIZE >> 20));
+	} else {
+		log_err("repl", "%s: was primary at a crash, and its activity log is unusable "
+			"(%s): the next primary resyncs it entirely", vname(rv),
+			ret == -EBADMSG ? "no valid transaction" : strerror(-ret));
+	}
+	free(rec);
+	free(area);
+}
+
+int repl_actlog_open(struct repl_vol *rv)
+{
+	struct repl_actlog *a;
+	const struct store_meta *m = &rv->v->sv->meta;
+
+	if (rv->cfg.members[rv->cfg.local_id].diskless)
+		return 0; /* no local data: nothing to log */
+	a = calloc(1, sizeof(*a));
+	if (!a)
+		return -ENOMEM;
+	a->rv = rv;
+	a->held_tail = &a->held;
+	a->al = repl_al_create(rv->v->size, REPL_AL_MAX_EXTENTS, &m->uuid);
+	a->buf = iobuf_get(REPL_AL_BLOCK_SIZE);
+	if (!a->al || !a->buf) {
+		repl_al_free(a->al);
+		if (a->buf)
+			iobuf_put(a->buf, REPL_AL_BLOCK_SIZE);
+		free(a);
+		return -ENOMEM;
+	}
+	rv->actlog = a;
+	if (m->flags & STORE_SB_F_WAS_PRIMARY)
+		recover(rv);
+	return 0;
+}
+
+void repl_actlog_free(struct repl_vol *rv)
+{
+	struct repl_actlog *a = rv->actlog;
+
+	if (!a)
+		return;
+	repl_al_free(a->al);
+	iobuf_put(a->buf, REPL_AL_BLOCK_SIZE);
+	free(a->wire);
+	free(a);
+	rv->actlog = NULL;
+}
+
+void repl_actlog_send(struct repl_vol *rv, struct repl_conn *c)
+{
+	struct repl_actlog *a = rv->actlog;
+	struct repl_msg m = { .type = REPL_MSG_AL_EXTENTS };
+
+	if (!repl_actlog_crashed(rv) || !(c->features & REPL_FEAT_AL_EXTENTS))
+		return;
+	m.u.al.count = a->count;
+	m.u.al.flags = a->flags;
+	m.data = a->count ? a->wire : NULL; /* lives as long as the volume */
+	m.data_len = 4 * a->count;
+	repl_conn_send(c, &m);
+}
+
+int repl_actlog_on_extents(struct repl_vol *rv, struct repl_peer *p, const struct repl_msg *m,
+			   char *why, size_t whylen)
+{
+	uint64_t gen = p->st.gen_current;
+	uint32_t n = 0;
+
+	if (!p->await_al || rv->role != REPL_ROLE_PRIMARY) {
+		p->await_al = false;
+		return 0; /* only the primary it came back to uses them */
+	}
+	p->await_al = false;
+	if (m->u.al.flags & REPL_AL_F_UNKNOWN) {
+		p->bm_complete = false;
+	} else if (p->bm_complete && p->bm_base == gen) {
+		for (uint32_t i = 0; i < m->u.al.count; i++) {
+			uint64_t off = (uint64_t)get_be32(m->data + 4 * i) << REPL_AL_EXTENT_SHIFT;
+
+			if (off >= rv->v->size)
+				continue;
+			repl_resync_mark_peer(rv, p, off,
+					      MIN(REPL_AL_EXTENT_SIZE, rv->v->size - off));
+			n++;
+		}
+	}
+	log_info("repl", "%s: peer %u (%s) was primary at a crash: %s (%u extents)", vname(rv),
+		 p->id, p->m->node, m->u.al.flags & REPL_AL_F_UNKNOWN ?
+		 "its activity log is unknown: full resync" :
+		 !p->bm_complete || p->bm_base != gen ?
+		 "no bitmap here since its generation: full resync" :
+		 "its activity-log extents join our bitmap", n);
+	repl_resync_start(rv, p, gen);
+	return 0;
+}
