@@ -207,7 +207,11 @@ void repl_actlog_settled(struct repl_vol *rv, const char *why)
 	log_info("repl", "%s: the crash as primary is settled (%s)", vname(rv), why);
 }
 
-static void recover(struct repl_vol *rv)
+/* Reads the ring. The sequence always continues from the newest valid
+ * block, crash or not: a log starting again at 1 would lose to the stale
+ * blocks of an earlier term at the next recovery (rule 5, repl_al.h).
+ * The extents only count after a crash as primary (the flag). */
+static void recover(struct repl_vol *rv, bool crashed)
 {
 	struct repl_actlog *a = rv->actlog;
 	const struct store_meta *m = &rv->v->sv->meta;
@@ -216,20 +220,24 @@ static void recover(struct repl_vol *rv)
 	ssize_t n;
 	int ret = -ENOMEM;
 
-	a->crashed = true;
+	a->crashed = crashed;
 	a->flags = REPL_AL_F_UNKNOWN;
 	if (rec && area) {
 		n = pread(rv->v->sv->meta_fd, area, m->al_len, (off_t)m->al_offset);
 		ret = n == (ssize_t)m->al_len ? repl_al_recover(area, m->al_len, &m->uuid, m->size, rec)
 					       : -EIO;
 	}
-	if (ret == 0 && (a->wire = malloc(4 * (size_t)rec->count + 4))) {
+	if (ret == 0 && rec->slot >= 0)
+		repl_al_restore(a->al, rec);
+	if (!crashed) {
+		if (ret && ret != -EBADMSG)
+			log_warn("repl", "%s: cannot read the activity log: %s", vname(rv),
+				 strerror(-ret));
+	} else if (ret == 0 && (a->wire = malloc(4 * (size_t)rec->count + 4))) {
 		a->flags = 0;
 		a->count = rec->count;
 		for (uint32_t i = 0; i < rec->count; i++)
 			put_be32(a->wire + 4 * i, rec->extents[i]);
-		if (rec->slot >= 0)
-			repl_al_restore(a->al, rec);
 		log_warn("repl", "%s: was primary at a crash: %u activity-log extents (%llu MiB) "
 			 "may differ from the others; the next primary resyncs them",
 			 vname(rv), rec->count,
@@ -265,8 +273,7 @@ int repl_actlog_open(struct repl_vol *rv)
 		return -ENOMEM;
 	}
 	rv->actlog = a;
-	if (m->flags & STORE_SB_F_WAS_PRIMARY)
-		recover(rv);
+	recover(rv, m->flags & STORE_SB_F_WAS_PRIMARY);
 	return 0;
 }
 

@@ -8,7 +8,9 @@
 # what it wrote since its promotion, not the whole volume, and then a, b
 # and c are bit-identical. A second writer (fio at QD32 into 32-48 MiB,
 # which nobody writes after the failover) makes sure that tail exists
-# where only the activity log can name it.
+# where only the activity log can name it. Before all that, a first term
+# of a as primary (then demoted and restarted) leaves log blocks of other
+# extents in the ring.
 # shellcheck source-path=SCRIPTDIR source=repl_lib.sh
 source "$(dirname "$0")/repl_lib.sh"
 
@@ -17,7 +19,18 @@ require_cmd ip fio
 /usr/bin/python3 -c 'import nbd' 2>/dev/null || skip "python3-libnbd missing"
 
 repl_up a b c
+# an earlier term of a as primary, outside the tail's extents: its log
+# blocks stay in the ring; the next term must continue their sequence
+# (else the next recovery picks the stale set, which lacks the tail)
 ctl a volume promote "$VOL" >/dev/null || fail "promote a"
+cmds=()
+for e in 0 1 2 3 4 5 6 7 12 13 14 15; do cmds+=(-c "write -P 0x3e $((e * 4))M 4k"); done
+out=$(in_az a timeout 30 qemu-io -f raw "$(nbd_uri a)" "${cmds[@]}" 2>&1) || fail "qemu-io: $out"
+ctl a volume demote "$VOL" >/dev/null || fail "demote a"
+stop_urbd_in a
+repl_start a
+wait_connected a 2
+promote_retry a
 checker_bg c w1 8 "$(nbd_uri a),$(nbd_uri b)" --reconnect-seconds 20 --io-timeout 5
 bg_in_az c "$T/tail.out" fio --name=tail --ioengine=nbd --uri="$(nbd_uri a)" --rw=randwrite \
 	--bs=4k --iodepth=32 --offset=32M --size=16M --time_based --runtime=30
