@@ -153,7 +153,7 @@ static void write_txn(struct repl_vol *rv)
 	struct repl_actlog *a = rv->actlog;
 	struct repl_al_txn txn;
 
-	if (a->busy || !repl_al_txn_pending(a->al) || rv->stopping)
+	if (a->busy || !repl_al_txn_pending(a->al))
 		return;
 	if (repl_al_encode_txn(a->al, a->buf, &txn))
 		return;
