@@ -1,6 +1,7 @@
 /* urbdctl volume create|list|status|resize|delete */
 #include <errno.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +35,29 @@ static int parse_size_arg(const char *s, uint64_t *out)
 		return ctl_usage_error("size %s (%" PRIu64 " bytes) is not a multiple "
 				       "of %u bytes", s, *out, BLOCK);
 	return 0;
+}
+
+/* A call that answers { Volume volume = 1; }: the volume as JSON with
+ * --json, else the human line; frees resp. */
+static int volume_answer(struct ctl *c, ProtobufCMessage *resp, const Urbd__V1__Volume *v,
+			 const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+static int volume_answer(struct ctl *c, ProtobufCMessage *resp, const Urbd__V1__Volume *v,
+			 const char *fmt, ...)
+{
+	int ret = CTL_EXIT_OK;
+	va_list ap;
+
+	if (c->json && v) {
+		ret = ctl_json_print(ctl_json_volume(v));
+	} else if (!c->json) {
+		va_start(ap, fmt);
+		vprintf(fmt, ap);
+		va_end(ap);
+		putchar('\n');
+	}
+	protobuf_c_message_free_unpacked(resp, NULL);
+	return ret;
 }
 
 static int need_args(int argc, int n, const char *syntax)
@@ -239,15 +263,10 @@ static int volume_create(struct ctl *c, int argc, char **argv)
 		       (ProtobufCMessage **)&resp);
 	if (ret)
 		return ret;
-	if (c->json && resp->volume)
-		ret = ctl_json_print(ctl_json_volume(resp->volume));
-	else if (!c->json)
-		printf("created volume %s (%s)%s%s\n", req.name,
-		       urbd_format_size(req.size_bytes, sz, sizeof(sz)),
-		       resp->volume && req.n_replicas ? ", uuid " : "",
-		       resp->volume && req.n_replicas ? resp->volume->uuid : "");
-	protobuf_c_message_free_unpacked(&resp->base, NULL);
-	return ret;
+	return volume_answer(c, &resp->base, resp->volume, "created volume %s (%s)%s%s", req.name,
+			     urbd_format_size(req.size_bytes, sz, sizeof(sz)),
+			     resp->volume && req.n_replicas ? ", uuid " : "",
+			     resp->volume && req.n_replicas ? resp->volume->uuid : "");
 }
 
 static int volume_list(struct ctl *c, int argc, char **argv)
@@ -326,13 +345,8 @@ static int volume_resize(struct ctl *c, int argc, char **argv)
 		       (ProtobufCMessage **)&resp);
 	if (ret)
 		return ret;
-	if (c->json && resp->volume)
-		ret = ctl_json_print(ctl_json_volume(resp->volume));
-	else if (!c->json)
-		printf("resized volume %s to %s\n", req.name,
-		       urbd_format_size(req.new_size_bytes, sz, sizeof(sz)));
-	protobuf_c_message_free_unpacked(&resp->base, NULL);
-	return ret;
+	return volume_answer(c, &resp->base, resp->volume, "resized volume %s to %s", req.name,
+			     urbd_format_size(req.new_size_bytes, sz, sizeof(sz)));
 }
 
 static int volume_delete(struct ctl *c, int argc, char **argv)
@@ -416,12 +430,7 @@ static int volume_role(struct ctl *c, int argc, char **argv, const struct role_c
 	if (ret)
 		return ret;
 	v = ((Urbd__V1__PromoteVolumeResponse *)resp)->volume;
-	if (c->json && v)
-		ret = ctl_json_print(ctl_json_volume(v));
-	else if (!c->json)
-		printf("%s%s%s\n", rc->done_before, argv[0], rc->done_after);
-	protobuf_c_message_free_unpacked(resp, NULL);
-	return ret;
+	return volume_answer(c, resp, v, "%s%s%s", rc->done_before, argv[0], rc->done_after);
 }
 
 static int volume_promote(struct ctl *c, int argc, char **argv)
@@ -473,13 +482,9 @@ static int volume_add_replica(struct ctl *c, int argc, char **argv)
 		       &urbd__v1__add_replica_response__descriptor, (ProtobufCMessage **)&resp);
 	if (ret)
 		return ret;
-	if (c->json && resp->volume)
-		ret = ctl_json_print(ctl_json_volume(resp->volume));
-	else if (!c->json)
-		printf("volume %s: member %u %s %s (%s)\n", argv[0], rep.id,
-		       c->replace ? "replaced by" : "added:", rep.node, rep.address);
-	protobuf_c_message_free_unpacked(&resp->base, NULL);
-	return ret;
+	return volume_answer(c, &resp->base, resp->volume, "volume %s: member %u %s %s (%s)",
+			     argv[0], rep.id, c->replace ? "replaced by" : "added:", rep.node,
+			     rep.address);
 }
 
 static int volume_remove_replica(struct ctl *c, int argc, char **argv)
@@ -502,12 +507,8 @@ static int volume_remove_replica(struct ctl *c, int argc, char **argv)
 		       (ProtobufCMessage **)&resp);
 	if (ret)
 		return ret;
-	if (c->json && resp->volume)
-		ret = ctl_json_print(ctl_json_volume(resp->volume));
-	else if (!c->json)
-		printf("volume %s: member %lu removed\n", argv[0], id);
-	protobuf_c_message_free_unpacked(&resp->base, NULL);
-	return ret;
+	return volume_answer(c, &resp->base, resp->volume, "volume %s: member %lu removed",
+			     argv[0], id);
 }
 
 static int get_volume(struct ctl *c, const char *name, Urbd__V1__GetVolumeResponse **resp)

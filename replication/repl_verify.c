@@ -53,7 +53,7 @@ struct vreq {
 };
 
 struct repl_verify {
-	bool running, repair, ran, was_primary, waiting;
+	bool running, repair, was_primary, waiting;
 	uint32_t region;
 	uint64_t cursor, total, done, started_ns, ns;
 	uint32_t peers;             /* still compared in this run */
@@ -393,7 +393,7 @@ int repl_verify_start(struct repl_vol *rv, uint32_t region, bool repair, char *e
 		return -ENOMEM;
 	}
 	memset(vf, 0, sizeof(*vf));
-	vf->running = vf->ran = true;
+	vf->running = true;
 	vf->repair = repair;
 	vf->was_primary = rv->role == REPL_ROLE_PRIMARY;
 	vf->region = region;
@@ -509,8 +509,8 @@ void repl_verify_status(const struct repl_vol *rv, struct repl_vol_status *st)
 	const struct repl_verify *vf = rv->verify;
 	struct repl_verify_status *vs = &st->verify;
 
-	if (!vf || !vf->ran)
-		return;
+	if (!vf)
+		return; /* never run */
 	snprintf(vs->state, sizeof(vs->state), "%s",
 		 vf->running ? "running" : vf->error[0] ? "failed" : "done");
 	vs->region = vf->region;

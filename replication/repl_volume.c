@@ -25,6 +25,7 @@ static void fill_status(struct repl_vol *rv, struct repl_vol_status *st);
 
 static const struct repl_conn_ops conn_ops;
 static void broadcast_state(struct repl_vol *rv);
+static void quorum_changed(struct repl_vol *rv);
 
 /* ---- generations (pure) ---------------------------------------------------- */
 
@@ -170,11 +171,6 @@ static void fill_state(void *ctx, struct repl_conn *c, struct repl_state *s)
 		s->flags |= REPL_STATE_F_CRASHED_PRIMARY;
 }
 
-void repl_vol_broadcast_state(struct repl_vol *rv)
-{
-	broadcast_state(rv);
-}
-
 static void broadcast_state(struct repl_vol *rv)
 {
 	for (unsigned i = 0; i < REPL_MAX_NODES; i++) {
@@ -220,14 +216,22 @@ static uint64_t fresh_gen(void)
  * never acknowledged (it applied them, others did not) or, in other
  * orders, lack some the new primary has: the next primary resyncs it
  * completely. Persisted: a restart must not forget it. */
-static void set_unconfirmed(struct repl_vol *rv, bool on, const char *why)
+/* persists a superblock flag: 1 written, 0 already so, -errno */
+static int write_sb_flag(struct repl_vol *rv, uint32_t flag, bool on)
 {
 	struct store_meta m = rv->v->sv->meta;
+	int ret;
 
-	if (unconfirmed(rv) == on || (on && local_diskless(rv)))
-		return;
-	m.flags = on ? (m.flags | STORE_SB_F_UNCONFIRMED) : (m.flags & ~STORE_SB_F_UNCONFIRMED);
-	if (store_write_meta(rv->v->sv, &m))
+	if (!!(m.flags & flag) == on)
+		return 0;
+	m.flags = on ? (m.flags | flag) : (m.flags & ~flag);
+	ret = store_write_meta(rv->v->sv, &m);
+	return ret ? ret : 1;
+}
+
+static void set_unconfirmed(struct repl_vol *rv, bool on, const char *why)
+{
+	if ((on && local_diskless(rv)) || write_sb_flag(rv, STORE_SB_F_UNCONFIRMED, on) <= 0)
 		return;
 	log_info("repl", "%s: %s (%s)", vname(rv), on ? "unconfirmed: the next primary "
 		 "resyncs this replica completely" : "confirmed again", why);
@@ -239,12 +243,7 @@ static void set_unconfirmed(struct repl_vol *rv, bool on, const char *why)
  * it wrote can be in flight (a demote) */
 static int set_was_primary(struct repl_vol *rv, bool on)
 {
-	struct store_meta m = rv->v->sv->meta;
-
-	if (!rv->actlog || !!(m.flags & STORE_SB_F_WAS_PRIMARY) == on)
-		return 0;
-	m.flags = on ? (m.flags | STORE_SB_F_WAS_PRIMARY) : (m.flags & ~STORE_SB_F_WAS_PRIMARY);
-	return store_write_meta(rv->v->sv, &m);
+	return rv->actlog ? MIN(write_sb_flag(rv, STORE_SB_F_WAS_PRIMARY, on), 0) : 0;
 }
 
 /* a new current generation: from now on, members that are not live miss
@@ -1203,12 +1202,7 @@ static uint32_t on_state(void *ctx, struct repl_conn *c, const struct repl_state
 	} else if (p->outdated)
 		log_warn("repl", "%s: peer %u (%s) is behind (outdated): it waits for a "
 			 "primary to resync it", vname(rv), p->id, p->m->node);
-	if (!rv->had_quorum && have_quorum(rv)) {
-		rv->had_quorum = true;
-		log_info("repl", "%s: quorum (%u of %u voters)", vname(rv), visible(rv),
-			 repl_config_members(&rv->cfg));
-		resume_suspended(rv);
-	}
+	quorum_changed(rv);
 	repl_actlog_send(rv, c); /* after our STATE, which went out first */
 	repl_vol_publish(rv);
 	return 0;
@@ -1395,13 +1389,8 @@ static void peer_lost(struct repl_vol *rv, struct repl_peer *p)
 		}
 	if (!rv->stopping)
 		broadcast_state(rv); /* whom we follow may have changed */
-	if (rv->had_quorum && !have_quorum(rv) && !rv->stopping) {
-		rv->had_quorum = false;
-		log_warn("repl", "%s: lost quorum (%u of %u voters visible)%s", vname(rv),
-			 visible(rv), repl_config_members(&rv->cfg),
-			 rv->role == REPL_ROLE_PRIMARY ? (rv->cfg.on_no_quorum == REPL_NOQ_SUSPEND ?
-			 ": suspending I/O" : ": failing writes") : "");
-	}
+	if (!rv->stopping)
+		quorum_changed(rv);
 }
 
 /* the slot's member changed (repl_vol_member_sync) and its link is gone:
@@ -1426,8 +1415,10 @@ static void quorum_changed(struct repl_vol *rv)
 		resume_suspended(rv);
 	} else if (rv->had_quorum && !have_quorum(rv)) {
 		rv->had_quorum = false;
-		log_warn("repl", "%s: lost quorum (%u of %u voters visible)", vname(rv),
-			 visible(rv), repl_config_members(&rv->cfg));
+		log_warn("repl", "%s: lost quorum (%u of %u voters visible)%s", vname(rv),
+			 visible(rv), repl_config_members(&rv->cfg),
+			 rv->role == REPL_ROLE_PRIMARY ? (rv->cfg.on_no_quorum == REPL_NOQ_SUSPEND ?
+			 ": suspending I/O" : ": failing writes") : "");
 	}
 }
 
@@ -1638,9 +1629,16 @@ struct repl_vol *repl_vol_new(struct volume *v, const struct repl_config *cfg,
 
 /* ---- control plane ----------------------------------------------------------------------- */
 
+/* what a control call hands its reactor function */
 struct ctl_arg {
 	struct repl_vol *rv;
-	bool force;
+	bool force;                 /* promote --force, verify --repair */
+	uint32_t id;                /* membership: the slot */
+	const struct repl_member *m; /* ... its new member, NULL: remove */
+	bool replace, apply;
+	struct repl_config *out;
+	uint32_t region;            /* verify */
+	uint64_t size;              /* resize */
 	char *err;
 	size_t errlen;
 };
@@ -1823,19 +1821,9 @@ int repl_vol_discard_sync(struct repl_vol *rv, char *err, size_t errlen)
 	return reactor_call(rv->b.r, discard_on_reactor, &a);
 }
 
-struct member_arg {
-	struct repl_vol *rv;
-	uint32_t id;
-	const struct repl_member *m;
-	bool replace, apply;
-	struct repl_config *out;
-	char *err;
-	size_t errlen;
-};
-
 static int member_on_reactor(void *arg)
 {
-	struct member_arg *a = arg;
+	struct ctl_arg *a = arg;
 	struct repl_vol *rv = a->rv;
 	struct repl_config nc = rv->cfg;
 	struct repl_peer *p;
@@ -1895,23 +1883,17 @@ int repl_vol_member_sync(struct repl_vol *rv, uint32_t id, const struct repl_mem
 			 bool replace, bool apply, struct repl_config *out, char *err,
 			 size_t errlen)
 {
-	struct member_arg a = { rv, id, m, replace, apply, out, err, errlen };
+	struct ctl_arg a = { .rv = rv, .id = id, .m = m, .replace = replace, .apply = apply,
+			     .out = out, .err = err, .errlen = errlen };
 
 	return reactor_call(rv->b.r, member_on_reactor, &a);
 }
-
-struct resize_arg {
-	struct repl_vol *rv;
-	uint64_t size;
-	char *err;
-	size_t errlen;
-};
 
 /* grows this member; on the primary only once every connected member
  * with data has (they must hold whatever it will write there) */
 static int resize_on_reactor(void *arg)
 {
-	struct resize_arg *a = arg;
+	struct ctl_arg *a = arg;
 	struct repl_vol *rv = a->rv;
 	uint64_t old = rv->v->size;
 	int ret;
@@ -1955,30 +1937,23 @@ static int resize_on_reactor(void *arg)
 
 int repl_vol_resize_sync(struct repl_vol *rv, uint64_t size, char *err, size_t errlen)
 {
-	struct resize_arg a = { rv, size, err, errlen };
+	struct ctl_arg a = { .rv = rv, .size = size, .err = err, .errlen = errlen };
 
 	return reactor_call(rv->b.r, resize_on_reactor, &a);
 }
 
-struct verify_arg {
-	struct repl_vol *rv;
-	uint32_t region;
-	bool repair;
-	char *err;
-	size_t errlen;
-};
-
 static int verify_on_reactor(void *arg)
 {
-	struct verify_arg *a = arg;
+	struct ctl_arg *a = arg;
 
-	return repl_verify_start(a->rv, a->region, a->repair, a->err, a->errlen);
+	return repl_verify_start(a->rv, a->region, a->force, a->err, a->errlen);
 }
 
 int repl_vol_verify_sync(struct repl_vol *rv, uint32_t region, bool repair, char *err,
 			 size_t errlen)
 {
-	struct verify_arg a = { rv, region, repair, err, errlen };
+	struct ctl_arg a = { .rv = rv, .region = region, .force = repair, .err = err,
+			     .errlen = errlen };
 
 	return reactor_call(rv->b.r, verify_on_reactor, &a);
 }

@@ -190,7 +190,6 @@ void repl_resync_track_former_primary(struct repl_vol *rv, struct repl_peer *p);
 void repl_resync_mark_peer(struct repl_vol *rv, struct repl_peer *p, uint64_t off, uint64_t len);
 
 void repl_vol_issue(struct repl_vol *rv, struct repl_req *q);
-void repl_vol_broadcast_state(struct repl_vol *rv);
 
 /* repl_actlog.c: the activity log on the write path, and a crashed
  * primary's return */
