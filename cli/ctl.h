@@ -33,7 +33,7 @@ struct ctl {
 	bool json;
 	bool force;
 	/* volume create of a replica */
-	const char *replicas, *uuid, *ack, *on_no_quorum;
+	const char *replicas, *uuid, *ack, *on_no_quorum, *bitmap_grain;
 	int local_id;             /* -1: not given */
 	/* volume verify */
 	const char *region;

@@ -165,6 +165,7 @@ struct json_object *ctl_json_volume(const Urbd__V1__Volume *v)
 		json_object_object_add(ro, "discard_my_data",
 				       json_object_new_boolean(r->discard_my_data));
 		json_object_object_add(ro, "forced", json_object_new_boolean(r->forced));
+		json_object_object_add(ro, "bitmap_grain", json_object_new_int64(r->bitmap_grain));
 		for (size_t i = 0; i < r->n_peers; i++) {
 			const Urbd__V1__Peer *p = r->peers[i];
 			struct json_object *po = json_object_new_object();

@@ -166,7 +166,8 @@ static void print_volume(const Urbd__V1__Volume *v)
 		       r->disk_state);
 		printf("Quorum:        %s (%" PRIu32 " of %" PRIu32 " voters visible)\n",
 		       r->quorum ? "yes" : "NO", r->visible, r->voters);
-		printf("Policy:        ack=%s on-no-quorum=%s\n", r->ack, r->on_no_quorum);
+		printf("Policy:        ack=%s on-no-quorum=%s, bitmap grain %s\n", r->ack,
+		       r->on_no_quorum, urbd_format_size(r->bitmap_grain, a, sizeof(a)));
 		printf("Generation:    %s\n", r->generation);
 		printf("Replicated:    %" PRIu64 " writes\n", r->writes_replicated);
 		if (r->forced)
@@ -207,14 +208,24 @@ static int replica_args(struct ctl *c, Urbd__V1__CreateVolumeRequest *req,
 	char err[256];
 
 	if (!c->replicas) {
-		if (c->uuid || c->ack || c->on_no_quorum || c->local_id >= 0 || c->join)
-			return ctl_usage_error("--uuid, --local-id, --ack, --on-no-quorum and "
-					       "--join need --replicas");
+		if (c->uuid || c->ack || c->on_no_quorum || c->local_id >= 0 || c->join ||
+		    c->bitmap_grain)
+			return ctl_usage_error("--uuid, --local-id, --ack, --on-no-quorum, --join "
+					       "and --bitmap-grain need --replicas");
 		return 0;
 	}
 	if (c->join && !c->uuid)
 		return ctl_usage_error("--join needs --uuid (the set's uuid)");
 	req->join = c->join;
+	if (c->bitmap_grain) {
+		uint64_t v;
+
+		if (urbd_parse_size(c->bitmap_grain, &v) || v < 4096 || v > (16u << 20) ||
+		    (v & (v - 1)))
+			return ctl_usage_error("--bitmap-grain '%s': a power of two from 4K to 16M",
+					       c->bitmap_grain);
+		req->bitmap_grain = (uint32_t)v;
+	}
 	if (c->local_id < 0)
 		return ctl_usage_error("--replicas needs --local-id (which member this is)");
 	memset(rc, 0, sizeof(*rc));

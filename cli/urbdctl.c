@@ -27,6 +27,8 @@ static const char usage_text[] =
 	"      --ack all|majority        --on-no-quorum io-error|suspend-io\n"
 	"      --join                    a new member of an existing set (after\n"
 	"                                add-replica on the others): fully synced\n"
+	"      --bitmap-grain SIZE       bytes per dirty-bitmap bit (4K..16M, a\n"
+	"                                power of two; default 64K)\n"
 	"  volume add-replica NAME ID=NODE@HOST:PORT[:diskless] [--replace]\n"
 	"                                on every current member: a new member\n"
 	"                                (--replace: a new node in a taken slot)\n"
@@ -158,7 +160,7 @@ int ctl_call(struct ctl *c, const char *method, const ProtobufCMessage *req,
 
 enum { OPT_TLS_CERT = 256, OPT_TLS_KEY, OPT_TLS_CA, OPT_TLS_NAME, OPT_REPLICAS,
        OPT_LOCAL_ID, OPT_UUID, OPT_ACK, OPT_NOQ, OPT_REGION, OPT_REPAIR, OPT_NO_WAIT,
-       OPT_JOIN, OPT_REPLACE };
+       OPT_JOIN, OPT_REPLACE, OPT_GRAIN };
 
 static const struct option long_opts[] = {
 	{ "socket", required_argument, NULL, 's' },
@@ -177,6 +179,7 @@ static const struct option long_opts[] = {
 	{ "no-wait", no_argument, NULL, OPT_NO_WAIT },
 	{ "join", no_argument, NULL, OPT_JOIN },
 	{ "replace", no_argument, NULL, OPT_REPLACE },
+	{ "bitmap-grain", required_argument, NULL, OPT_GRAIN },
 	{ "json", no_argument, NULL, 'j' },
 	{ "timeout", required_argument, NULL, 't' },
 	{ "force", no_argument, NULL, 'f' },
@@ -222,6 +225,7 @@ static int parse_options(struct ctl *c, int argc, char **argv,
 		case OPT_NO_WAIT: c->no_wait = true; break;
 		case OPT_JOIN: c->join = true; break;
 		case OPT_REPLACE: c->replace = true; break;
+		case OPT_GRAIN: c->bitmap_grain = optarg; break;
 		case OPT_LOCAL_ID: {
 			char *end;
 			long v = strtol(optarg, &end, 10);

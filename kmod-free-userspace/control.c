@@ -114,6 +114,7 @@ static Urbd__V1__Replication *replication_pb(const struct repl_vol_status *st)
 	r->writes_replicated = st->writes_replicated;
 	r->discard_my_data = st->discard_my_data;
 	r->forced = st->forced;
+	r->bitmap_grain = st->bitmap_grain;
 	snprintf(gen, sizeof(gen), "%016llx", (unsigned long long)st->gen_current);
 	if (set_str(&r->role, st->role) || set_str(&r->disk_state, st->disk) ||
 	    set_str(&r->ack, st->ack) || set_str(&r->on_no_quorum, st->on_no_quorum) ||
@@ -312,8 +313,14 @@ static grpc_status_code create_replicated(struct control_server *s,
 		if (member_of(x, &rc.members[x->id < REPL_MAX_NODES ? x->id : 0], err, errlen))
 			return GRPC_STATUS_INVALID_ARGUMENT;
 	}
+	if (r->bitmap_grain && (r->bitmap_grain < 4096 || r->bitmap_grain > (16u << 20) ||
+				(r->bitmap_grain & (r->bitmap_grain - 1)))) {
+		snprintf(err, errlen, "bitmap_grain %u: a power of two from 4096 to 16 MiB "
+			 "(0: 64 KiB)", r->bitmap_grain);
+		return GRPC_STATUS_INVALID_ARGUMENT;
+	}
 	ret = volmgr_create_replicated(s->m, r->name, r->size_bytes, r->uuid[0] ? &uuid : NULL,
-				       &rc, r->join, why, sizeof(why));
+				       &rc, r->join, r->bitmap_grain, why, sizeof(why));
 	return ret ? volmgr_failed(ret, why, err, errlen) : GRPC_STATUS_OK;
 }
 

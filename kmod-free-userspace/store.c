@@ -270,6 +270,7 @@ int store_create_volume_ex(struct store *s, const char *name, uint64_t size,
 	if (o) {
 		m.gen = o->gen;
 		m.disk_state = o->disk_state;
+		m.bm_grain = o->bm_grain;
 	}
 	if (ret) {
 		snprintf(err, errlen, "cannot generate a UUID");
@@ -335,6 +336,7 @@ static int read_slots(struct store_volume *v, char *err, size_t errlen)
 	if (na < 0 || nb < 0)
 		return -errno;
 	v->cur_slot = store_meta_pick(a, b, sizeof(a), &v->meta, &why_a, &why_b);
+	v->opened_clean = v->cur_slot >= 0 && (v->meta.flags & STORE_SB_F_CLEAN);
 	/* the slots were zero-filled above: say "truncated" when they were */
 	if (why_a != STORE_META_OK && na < SB_OFF_CRC + 4)
 		why_a = STORE_META_SHORT;

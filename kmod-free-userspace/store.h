@@ -23,6 +23,7 @@ struct store_volume {
 	int cur_slot;         /* slot holding `meta` */
 	uint32_t dio_align;   /* offset/length alignment the data fd needs */
 	bool direct;          /* data_fd is O_DIRECT */
+	bool opened_clean;    /* STORE_SB_F_CLEAN was set when it was opened */
 };
 
 /* creates the directory if missing; 0 or -errno (-EBUSY: another daemon) */
@@ -38,6 +39,8 @@ struct store_create_opts {
 	struct urbd_uuid uuid;        /* null: a fresh one */
 	struct store_generations gen;
 	uint32_t disk_state;          /* replication: e.g. inconsistent for a joining member */
+	uint32_t bm_grain;            /* replication: bytes per dirty-bitmap bit, a power
+				       * of two >= 4096 (0: STORE_BM_GRAIN_DEFAULT) */
 };
 /* store_create_volume with a given identity, and one more file written in
  * the volume's directory before it appears (NULL: none). */

@@ -29,10 +29,12 @@
  * bm_len_per_peer and so moves slots 1..N-1: whoever grows the volume must
  * rewrite the peer bitmaps at their new places (replication/README.md,
  * "Growing a volume").
- *   1 GiB  volume: 16 Ki bits ->   1 block  ->  4 KiB per peer, 16 KiB total
+ * Slot i belongs to member id i (URBD_MAX_PEERS = REPL_MAX_NODES = 8; the
+ * local member's slot stays unwritten).
+ *   1 GiB  volume: 16 Ki bits ->   1 block  ->  4 KiB per peer, 32 KiB total
  *   1 TiB  volume: 16 Mi bits -> 521 blocks -> 4 MiB per peer (1024 blocks),
- *                  16 MiB reserved for URBD_MAX_PEERS = 4, 8.1 MiB of it
- *                  ever written
+ *                  32 MiB reserved for 8 slots, 2 MiB per peer of it ever
+ *                  written
  *   16 TiB volume: 256 Mi bits -> 8323 blocks -> 64 MiB per peer
  *
  * Activity log: 64 KiB = a ring of STORE_AL_BLOCKS = 16 blocks of 4 KiB;
@@ -54,7 +56,7 @@
 #define STORE_AL_OFFSET         (STORE_SB_SIZE * STORE_SB_SLOTS)
 #define STORE_AL_LEN            (64 * 1024)
 #define STORE_BM_GRAIN_DEFAULT  (64 * 1024)
-#define URBD_MAX_PEERS          4
+#define URBD_MAX_PEERS          8 /* bitmap slots: one per member id (REPL_MAX_NODES) */
 #define STORE_BLOCK_SIZE        4096 /* volume sizes are multiples of this */
 #define STORE_MD_BLOCK_SIZE     4096 /* bitmap and activity-log blocks */
 #define STORE_BM_HDR_LEN        64   /* bitmap block header, then the bits */
@@ -68,6 +70,9 @@
 #define STORE_SB_F_WAS_PRIMARY  (1u << 2) /* replication: primary since the last clean
 					   * demote: after a crash, its activity log
 					   * names what may differ from the others */
+#define STORE_SB_F_BM_VALID     (1u << 3) /* replication: the per-peer dirty bitmaps
+					   * were made durable during the current term
+					   * as primary (replication/repl_bmstore.c) */
 
 /* generation identifiers, filled in by replication (DRBD-style UUIDs) */
 struct store_generations {

@@ -340,9 +340,9 @@ out:
 
 int volmgr_create_replicated(struct volmgr *m, const char *name, uint64_t size,
 			     const struct urbd_uuid *uuid, const struct repl_config *rc,
-			     bool join, char *err, size_t errlen)
+			     bool join, uint32_t bm_grain, char *err, size_t errlen)
 {
-	struct store_create_opts o = { 0 };
+	struct store_create_opts o = { .bm_grain = bm_grain };
 	char text[4096];
 	int ret;
 

@@ -73,9 +73,10 @@ int volmgr_create(struct volmgr *m, const char *name, uint64_t size,
  * uuid NULL: a fresh one (the first member; the others get its uuid). */
 int volmgr_create_replicated(struct volmgr *m, const char *name, uint64_t size,
 			     const struct urbd_uuid *uuid, const struct repl_config *rc,
-			     bool join, char *err, size_t errlen);
+			     bool join, uint32_t bm_grain, char *err, size_t errlen);
 /* join: a new member of an existing set (uuid required): generation 0 and
- * inconsistent until the primary's full sync */
+ * inconsistent until the primary's full sync. bm_grain: bytes per bit of
+ * the per-peer dirty bitmaps (0: 64 KiB), checked by the caller */
 /* membership of a replicated volume (repl_vol_member_sync), persisted in
  * its replication file before it takes effect: mb NULL removes id */
 int volmgr_set_replica(struct volmgr *m, const char *name, uint32_t id,

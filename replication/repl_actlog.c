@@ -44,6 +44,8 @@ struct repl_actlog {
 	struct reactor_op op;
 	bool busy;                  /* a transaction write in flight */
 	uint64_t busy_seq;
+	uint64_t txn_offset;        /* where it goes */
+	uint64_t bm_wait;           /* it evicts extents: it waits for this bitmap flush */
 	struct repl_req *held, **held_tail;
 	/* a crash we came back from */
 	bool crashed;
@@ -148,10 +150,21 @@ static void txn_done(struct reactor_op *op, int res)
 	release(rv);
 }
 
+static void issue_txn(struct repl_vol *rv)
+{
+	struct repl_actlog *a = rv->actlog;
+
+	a->bm_wait = 0;
+	a->op.cb = txn_done;
+	reactor_write(rv->b.r, &a->op, rv->v->sv->meta_fd, a->buf, REPL_AL_BLOCK_SIZE,
+		      a->txn_offset, RWF_DSYNC);
+}
+
 static void write_txn(struct repl_vol *rv)
 {
 	struct repl_actlog *a = rv->actlog;
 	struct repl_al_txn txn;
+	uint64_t wait = 0;
 
 	if (a->busy || !repl_al_txn_pending(a->al))
 		return;
@@ -159,9 +172,23 @@ static void write_txn(struct repl_vol *rv)
 		return;
 	a->busy = true;
 	a->busy_seq = txn.seq;
-	a->op.cb = txn_done;
-	reactor_write(rv->b.r, &a->op, rv->v->sv->meta_fd, a->buf, REPL_AL_BLOCK_SIZE,
-		      rv->v->sv->meta.al_offset + txn.area_offset, RWF_DSYNC);
+	a->txn_offset = rv->v->sv->meta.al_offset + txn.area_offset;
+	/* rule 3: the bits of the extents it drops are on disk first */
+	if (txn.n_evicted && repl_bmstore_dirty(rv))
+		wait = repl_bmstore_flush(rv);
+	if (wait && !repl_bmstore_flushed(rv, wait)) {
+		a->bm_wait = wait;
+		return;
+	}
+	issue_txn(rv);
+}
+
+void repl_actlog_bm_flushed(struct repl_vol *rv)
+{
+	struct repl_actlog *a = rv->actlog;
+
+	if (a && a->bm_wait && repl_bmstore_flushed(rv, a->bm_wait))
+		issue_txn(rv);
 }
 
 void repl_actlog_end(struct repl_vol *rv, struct repl_req *q)
@@ -193,6 +220,26 @@ int repl_actlog_resize(struct repl_vol *rv, uint64_t size)
 }
 
 /* ---- a crash we came back from -------------------------------------------------- */
+
+int repl_actlog_mark_recovered(struct repl_vol *rv, struct repl_peer *p)
+{
+	struct repl_actlog *a = rv->actlog;
+	int n = 0;
+
+	if (!repl_actlog_crashed(rv))
+		return 0;
+	if (a->flags & REPL_AL_F_UNKNOWN)
+		return -1;
+	for (uint32_t i = 0; i < a->count; i++) {
+		uint64_t off = (uint64_t)get_be32(a->wire + 4 * i) << REPL_AL_EXTENT_SHIFT;
+
+		if (off >= rv->v->size)
+			continue;
+		repl_resync_mark_peer(rv, p, off, MIN(REPL_AL_EXTENT_SIZE, rv->v->size - off));
+		n++;
+	}
+	return n;
+}
 
 bool repl_actlog_crashed(const struct repl_vol *rv)
 {

@@ -404,12 +404,12 @@ static uint32_t block_crc(const uint8_t *buf)
 }
 
 int repl_bitmap_encode_block(struct repl_dirty_bitmap *bm, uint64_t idx, uint32_t slot,
-			     const struct urbd_uuid *uuid, uint64_t seq,
+			     const struct urbd_uuid *uuid, uint64_t seq, uint32_t flags,
 			     uint8_t *buf)
 {
 	uint64_t w0 = idx * WORDS_PER_BLOCK, nw;
 
-	if (idx >= bm->nblocks || slot >= URBD_MAX_PEERS)
+	if (idx >= bm->nblocks || slot >= URBD_MAX_PEERS || (flags & ~REPL_BMB_F_KNOWN))
 		return -EINVAL;
 	nw = MIN((uint64_t)WORDS_PER_BLOCK, bm->nwords - w0);
 	memset(buf, 0, REPL_BM_BLOCK_SIZE);
@@ -423,6 +423,7 @@ int repl_bitmap_encode_block(struct repl_dirty_bitmap *bm, uint64_t idx, uint32_
 	put_le32(buf + BM_OFF_GRAIN, bm->grain);
 	put_le32(buf + BM_OFF_NBITS, (uint32_t)block_nbits(bm->total_bits, idx));
 	put_le64(buf + BM_OFF_TOTAL_BITS, bm->total_bits);
+	put_le32(buf + BM_OFF_FLAGS, flags);
 	for (uint64_t i = 0; i < nw; i++)
 		put_le64(buf + BM_OFF_BITS + i * 8, bm->words[w0 + i]);
 	put_le32(buf + BM_OFF_CRC, block_crc(buf));
@@ -459,7 +460,7 @@ static enum repl_bm_block_err check_fields(const struct repl_dirty_bitmap *bm,
 	if (get_le32(buf + BM_OFF_GRAIN) != bm->grain)
 		return REPL_BM_BLOCK_WRONG_GRAIN;
 	/* a bitmap only grows: a block from a larger one is not ours */
-	if (get_le32(buf + BM_OFF_RESERVED) != 0 || total > bm->total_bits ||
+	if ((get_le32(buf + BM_OFF_FLAGS) & ~REPL_BMB_F_KNOWN) || total > bm->total_bits ||
 	    total <= idx * REPL_BM_BITS_PER_BLOCK ||
 	    nbits != block_nbits(total, idx))
 		return REPL_BM_BLOCK_BAD_FIELD;
@@ -475,7 +476,7 @@ enum repl_bm_block_err repl_bitmap_decode_block(struct repl_dirty_bitmap *bm, ui
 						uint32_t slot,
 						const struct urbd_uuid *uuid,
 						const uint8_t *buf, size_t len,
-						uint64_t *seq)
+						uint64_t *seq, uint32_t *flags)
 {
 	enum repl_bm_block_err e;
 
@@ -487,6 +488,8 @@ enum repl_bm_block_err repl_bitmap_decode_block(struct repl_dirty_bitmap *bm, ui
 		load_block(bm, idx, NULL);
 		if (seq)
 			*seq = 0;
+		if (flags)
+			*flags = 0;
 		return REPL_BM_BLOCK_ZERO;
 	}
 	if (get_le32(buf + BM_OFF_MAGIC) != REPL_BM_MAGIC)
@@ -510,6 +513,8 @@ enum repl_bm_block_err repl_bitmap_decode_block(struct repl_dirty_bitmap *bm, ui
 	load_block(bm, idx, buf + BM_OFF_BITS);
 	if (seq)
 		*seq = get_le64(buf + BM_OFF_SEQ);
+	if (flags)
+		*flags = get_le32(buf + BM_OFF_FLAGS);
 	return REPL_BM_BLOCK_OK;
 }
 

@@ -19,11 +19,13 @@
  *   8   u32 slot         peer slot, < URBD_MAX_PEERS
  *   12  u32 index        block index within the slot
  *   16  16  uuid         volume uuid: a block of another volume is refused
- *   32  u64 seq          caller's write sequence (reported, not judged)
+ *   32  u64 seq          the caller's (replication: the generation the
+ *                        peer's bits count from, 0 = no claim); reported,
+ *                        not judged
  *   40  u32 grain        bytes per bit when written
  *   44  u32 nbits        bits this block covers: min(32256, total - first)
  *   48  u64 total_bits   bits in the whole bitmap when written
- *   56  u32 reserved     zero
+ *   56  u32 flags        REPL_BMB_F_*, the caller's; unknown bits refused
  *   60  u32 crc          CRC32C over [0, 60) then [64, 4096)
  *   64  4032 bytes of bits: bit (idx * 32256 + j) is bit j % 8 of byte j / 8;
  *       bits >= nbits are zero
@@ -59,6 +61,10 @@
 #define REPL_BM_BLOCK_SIZE       STORE_MD_BLOCK_SIZE
 #define REPL_BM_BITS_PER_BLOCK   STORE_BM_BITS_PER_BLOCK /* 32256 */
 #define REPL_BM_NONE             UINT64_MAX /* "no such bit/block" */
+/* block flags: the peer was primary when its bits started (its activity
+ * log must add to them) */
+#define REPL_BMB_F_FORMER_PRIMARY 0x1u
+#define REPL_BMB_F_KNOWN         REPL_BMB_F_FORMER_PRIMARY
 
 /* Byte positions inside a bitmap block. */
 enum {
@@ -72,7 +78,7 @@ enum {
 	BM_OFF_GRAIN = 40,
 	BM_OFF_NBITS = 44,
 	BM_OFF_TOTAL_BITS = 48,
-	BM_OFF_RESERVED = 56,
+	BM_OFF_FLAGS = 56,
 	BM_OFF_CRC = 60,
 	BM_OFF_BITS = 64,
 };
@@ -170,19 +176,20 @@ int repl_bitmap_range_blocks(const struct repl_dirty_bitmap *bm, uint64_t off,
 int repl_bitmap_set_block(struct repl_dirty_bitmap *bm, uint64_t idx);
 
 /* Fills buf (REPL_BM_BLOCK_SIZE bytes) with block idx and clears its dirty
- * mark. -EINVAL: idx >= blocks or slot >= URBD_MAX_PEERS. */
+ * mark. -EINVAL: idx >= blocks, slot >= URBD_MAX_PEERS or unknown flags. */
 int repl_bitmap_encode_block(struct repl_dirty_bitmap *bm, uint64_t idx, uint32_t slot,
-			     const struct urbd_uuid *uuid, uint64_t seq,
+			     const struct urbd_uuid *uuid, uint64_t seq, uint32_t flags,
 			     uint8_t *buf);
 /* Loads block idx from buf (len bytes) into bm, replacing that block's
  * bits, when the block is usable (OK or ZERO); bm is untouched otherwise.
  * A block written before the volume grew (smaller total_bits) is accepted.
- * *seq (may be NULL) gets the block's seq, 0 for a zero block. */
+ * *seq and *flags (either may be NULL) get the block's, 0 for a zero
+ * block. */
 enum repl_bm_block_err repl_bitmap_decode_block(struct repl_dirty_bitmap *bm, uint64_t idx,
 						uint32_t slot,
 						const struct urbd_uuid *uuid,
 						const uint8_t *buf, size_t len,
-						uint64_t *seq);
+						uint64_t *seq, uint32_t *flags);
 
 /* ---- wire (BITMAP message, replication/repl_proto.h) ------------------- */
 /* Bit i is bit (i % 8) of byte i / 8 of the chunk that starts at first_bit.

@@ -69,7 +69,7 @@ bool repl_resync_overlaps(struct repl_vol *rv, uint64_t off, uint64_t len)
 	return false;
 }
 
-static struct repl_dirty_bitmap *bitmap_of(struct repl_vol *rv, struct repl_peer *p)
+struct repl_dirty_bitmap *repl_resync_bitmap(struct repl_vol *rv, struct repl_peer *p)
 {
 	if (!p->bm) {
 		uint32_t grain = rv->v->sv->meta.bm_grain ? rv->v->sv->meta.bm_grain
@@ -90,7 +90,7 @@ void repl_resync_mark(struct repl_vol *rv, uint64_t off, uint64_t len, uint32_t 
 
 		if (!p->m || p->m->diskless || (acked & (1u << i)))
 			continue;
-		if (bitmap_of(rv, p))
+		if (repl_resync_bitmap(rv, p))
 			repl_bitmap_set_range(p->bm, off, len);
 		else
 			p->bm_complete = false;
@@ -99,7 +99,7 @@ void repl_resync_mark(struct repl_vol *rv, uint64_t off, uint64_t len, uint32_t 
 
 void repl_resync_track_former_primary(struct repl_vol *rv, struct repl_peer *p)
 {
-	if (!bitmap_of(rv, p))
+	if (!repl_resync_bitmap(rv, p))
 		return;
 	repl_bitmap_clear_all(p->bm);
 	p->bm_complete = true;
@@ -110,7 +110,7 @@ void repl_resync_track_former_primary(struct repl_vol *rv, struct repl_peer *p)
 
 void repl_resync_mark_peer(struct repl_vol *rv, struct repl_peer *p, uint64_t off, uint64_t len)
 {
-	if (bitmap_of(rv, p))
+	if (repl_resync_bitmap(rv, p))
 		repl_bitmap_set_range(p->bm, off, len);
 	else
 		p->bm_complete = false;
@@ -121,7 +121,7 @@ void repl_resync_start(struct repl_vol *rv, struct repl_peer *p, uint64_t peer_g
 	struct repl_msg m = { .type = REPL_MSG_RESYNC_START };
 	bool from_bitmap;
 
-	if (p->syncing || !bitmap_of(rv, p))
+	if (p->syncing || !repl_resync_bitmap(rv, p))
 		return;
 	if (rv->disk == REPL_DISK_DISKLESS) {
 		/* a diskless primary has nothing to send from */

@@ -132,6 +132,21 @@ static bool bitmap_covers(const struct repl_vol *rv, const struct repl_peer *p,
 	       p->bm_run && p->bm_run == rv->primary_runs;
 }
 
+/* p is live and in sync with us, the primary: it misses nothing since
+ * its generation (what it fails to acknowledge from now on is marked) */
+static void in_sync_claim(struct repl_vol *rv, struct repl_peer *p)
+{
+	if (p->bm_complete && p->bm_base == p->st.gen_current)
+		return;
+	if (!repl_resync_bitmap(rv, p))
+		return;
+	repl_bitmap_clear_all(p->bm);
+	p->bm_complete = true;
+	p->bm_base = p->st.gen_current;
+	p->bm_run = rv->primary_runs;
+	p->bm_fp = false;
+}
+
 static bool unconfirmed(const struct repl_vol *rv)
 {
 	return rv->v->sv->meta.flags & STORE_SB_F_UNCONFIRMED;
@@ -217,7 +232,7 @@ static uint64_t fresh_gen(void)
  * orders, lack some the new primary has: the next primary resyncs it
  * completely. Persisted: a restart must not forget it. */
 /* persists a superblock flag: 1 written, 0 already so, -errno */
-static int write_sb_flag(struct repl_vol *rv, uint32_t flag, bool on)
+int repl_vol_sb_flag(struct repl_vol *rv, uint32_t flag, bool on)
 {
 	struct store_meta m = rv->v->sv->meta;
 	int ret;
@@ -231,7 +246,7 @@ static int write_sb_flag(struct repl_vol *rv, uint32_t flag, bool on)
 
 static void set_unconfirmed(struct repl_vol *rv, bool on, const char *why)
 {
-	if ((on && local_diskless(rv)) || write_sb_flag(rv, STORE_SB_F_UNCONFIRMED, on) <= 0)
+	if ((on && local_diskless(rv)) || repl_vol_sb_flag(rv, STORE_SB_F_UNCONFIRMED, on) <= 0)
 		return;
 	log_info("repl", "%s: %s (%s)", vname(rv), on ? "unconfirmed: the next primary "
 		 "resyncs this replica completely" : "confirmed again", why);
@@ -240,10 +255,14 @@ static void set_unconfirmed(struct repl_vol *rv, bool on, const char *why)
 
 /* STORE_SB_F_WAS_PRIMARY: set before a primary's first write (its
  * activity log then means something after a crash), cleared once nothing
- * it wrote can be in flight (a demote) */
+ * it wrote can be in flight (a demote). Either way a new term: the
+ * bitmaps on disk count again once this term flushed them. */
 static int set_was_primary(struct repl_vol *rv, bool on)
 {
-	return rv->actlog ? MIN(write_sb_flag(rv, STORE_SB_F_WAS_PRIMARY, on), 0) : 0;
+	if (!rv->actlog)
+		return 0;
+	return repl_bmstore_new_term(rv, on ? STORE_SB_F_WAS_PRIMARY : 0,
+				     on ? 0 : STORE_SB_F_WAS_PRIMARY);
 }
 
 /* a new current generation: from now on, members that are not live miss
@@ -771,10 +790,10 @@ static int on_ack(struct repl_vol *rv, struct repl_peer *p, const struct repl_ms
 	    m->u.ack.id == rv->barrier_id && (rv->barrier_wait & bit)) {
 		if (m->u.ack.status == REPL_ST_OK) {
 			rv->barrier_acked |= bit;
-			/* a member behind took the generation without data: its
-			 * bitmap still says what it misses, now since this one */
-			if (p->outdated && p->bm_complete &&
-			    p->bm_base == rv->barrier_prev.current)
+			/* it holds the generation now (a member behind took it
+			 * without data): its bitmap still says what it misses,
+			 * now since this one */
+			if (p->bm_complete && p->bm_base == rv->barrier_prev.current)
 				p->bm_base = rv->v->sv->meta.gen.current;
 		}
 		barrier_peer_gone(rv, p->id);
@@ -1177,6 +1196,8 @@ static uint32_t on_state(void *ctx, struct repl_conn *c, const struct repl_state
 		p->outdated = true;
 		p->bm_complete = false;
 	}
+	if (rv->role == REPL_ROLE_PRIMARY && !p->outdated && !p->m->diskless)
+		in_sync_claim(rv, p);
 	p->split_brain = false;
 	/* a peer is back: a forced promotion's "alone" ends here */
 	rv->force_quorum = false;
@@ -1242,7 +1263,8 @@ static int resync_target(struct repl_vol *rv, struct repl_peer *p, const struct 
 
 		mm.gen = g;
 		mm.disk_state = 0;
-		mm.flags &= ~(STORE_SB_F_UNCONFIRMED | STORE_SB_F_WAS_PRIMARY);
+		mm.flags &= ~(STORE_SB_F_UNCONFIRMED | STORE_SB_F_WAS_PRIMARY |
+			      STORE_SB_F_BM_VALID);
 		if (fdatasync(rv->v->sv->data_fd) < 0 || store_write_meta(rv->v->sv, &mm)) {
 			log_err("repl", "%s: cannot make the resync durable: staying inconsistent",
 				vname(rv));
@@ -1541,6 +1563,7 @@ static void timer_done(struct reactor_op *op, int res)
 	repl_resync_tick(rv, TIMER_MS);
 	repl_verify_pump(rv);
 	repl_actlog_tick(rv);
+	repl_bmstore_tick(rv);
 	repl_vol_publish(rv);
 	arm_timer(rv);
 }
@@ -1564,6 +1587,7 @@ static void destroy(struct vol_backend *b)
 	repl_resync_free(rv);
 	repl_verify_free(rv);
 	repl_actlog_free(rv);
+	repl_bmstore_free(rv);
 	free(rv);
 }
 
@@ -1609,8 +1633,10 @@ struct repl_vol *repl_vol_new(struct volume *v, const struct repl_config *cfg,
 			rv->peers[i].m = &rv->cfg.members[i];
 	}
 	rv->had_quorum = have_quorum(rv);
-	if (repl_actlog_open(rv)) {
+	if (repl_actlog_open(rv) || repl_bmstore_open(rv)) {
 		log_err("repl", "%s: no memory for the activity log", v->name);
+		repl_resync_free(rv);
+		repl_actlog_free(rv);
 		pthread_mutex_destroy(&rv->status_lock);
 		free(rv);
 		return NULL;
@@ -1642,6 +1668,33 @@ struct ctl_arg {
 	char *err;
 	size_t errlen;
 };
+
+/* We came back from a crash as primary and are promoted again; p was with
+ * us and looks in sync. Our writes in flight at the crash may be on one of
+ * us only: resync our logged extents, plus what the bitmap loaded for it
+ * says (it has the extents already). Without that bitmap, the extents
+ * are enough under ack=all (a write p did not acknowledge dropped it);
+ * under ack=majority a laggard may miss more: everything. */
+static void own_crash_resync(struct repl_vol *rv, struct repl_peer *p)
+{
+	int n = -1;
+
+	p->outdated = true;
+	if (p->bm_complete && p->bm_base == p->st.gen_current)
+		n = 0;
+	else if (rv->cfg.ack == REPL_ACK_ALL && repl_resync_bitmap(rv, p)) {
+		repl_bitmap_clear_all(p->bm);
+		p->bm_complete = true;
+		p->bm_base = p->st.gen_current;
+		p->bm_fp = false;
+		n = repl_actlog_mark_recovered(rv, p);
+	}
+	if (n < 0)
+		p->bm_complete = false;
+	log_info("repl", "%s: peer %u (%s) was with us when we crashed as primary: %s",
+		 vname(rv), p->id, p->m->node, n < 0 ? "full resync" :
+		 "resyncing our activity-log extents and its dirty bitmap");
+}
 
 static int promote_on_reactor(void *arg)
 {
@@ -1713,6 +1766,7 @@ static int promote_on_reactor(void *arg)
 	/* the role first: the STATE the rotation broadcasts says "primary",
 	 * which is what lets connected peers follow the new generation */
 	set_role(rv, REPL_ROLE_PRIMARY);
+	repl_bmstore_promoted(rv);
 	/* a primary that is gone may come back from a crash: from here on
 	 * its bitmap says what we write without it, and its activity log
 	 * (AL_EXTENTS) adds what it may hold that we lack */
@@ -1740,9 +1794,11 @@ static int promote_on_reactor(void *arg)
 		/* our data is the truth now; peers that may differ from it in
 		 * unacknowledged writes (ours or theirs) are resynced entirely */
 		bool was_unconfirmed = unconfirmed(rv);
+		/* we crashed as primary: what was in flight then may be on
+		 * some replicas only (rule 5 of repl_al.h) */
+		bool own_crash = repl_actlog_crashed(rv) && !rv->v->sv->opened_clean;
 
 		set_unconfirmed(rv, false, "promoted");
-		repl_actlog_settled(rv, "promoted: its data is the truth now");
 		for (unsigned i = 0; i < REPL_MAX_NODES; i++) {
 			struct repl_peer *p = &rv->peers[i];
 
@@ -1752,8 +1808,13 @@ static int promote_on_reactor(void *arg)
 							       REPL_STATE_F_CRASHED_PRIMARY))) {
 				p->outdated = true;
 				p->bm_complete = false;
+			} else if (own_crash && !p->outdated) {
+				own_crash_resync(rv, p);
+			} else if (!p->outdated) {
+				in_sync_claim(rv, p);
 			}
 		}
+		repl_actlog_settled(rv, "promoted: its data is the truth now");
 	}
 	broadcast_state(rv);
 	for (unsigned i = 0; i < REPL_MAX_NODES; i++) {
@@ -1927,6 +1988,7 @@ static int resize_on_reactor(void *arg)
 		return ret;
 	}
 	rv->v->size = a->size;
+	repl_bmstore_resized(rv);
 	volume_notify(rv->v, false, old); /* frontends tell their hosts */
 	log_info("repl", "%s: resized from %llu to %llu bytes", vname(rv),
 		 (unsigned long long)old, (unsigned long long)a->size);
@@ -1987,6 +2049,7 @@ static void fill_status(struct repl_vol *rv, struct repl_vol_status *st)
 	st->writes_replicated = rv->writes_replicated;
 	st->discard_my_data = rv->discard_my_data;
 	st->forced = rv->force_quorum;
+	st->bitmap_grain = rv->v->sv->meta.bm_grain;
 	for (unsigned i = 0; i < REPL_MAX_NODES; i++) {
 		const struct repl_peer *p = &rv->peers[i];
 		struct repl_peer_status *ps;
@@ -2056,7 +2119,7 @@ static int stop_on_reactor(void *arg)
 						"volume going offline");
 	}
 	return (int)rv->conns + rv->timer_pending + (int)repl_verify_inflight(rv) +
-	       (int)repl_actlog_busy(rv);
+	       (int)repl_actlog_busy(rv) + (int)repl_bmstore_busy(rv);
 }
 
 void repl_vol_stop_sync(struct repl_vol *rv)

@@ -77,6 +77,7 @@ struct repl_vol_status {
 	uint64_t writes_replicated;
 	bool discard_my_data;      /* waiting to be resynced over a split brain */
 	bool forced;               /* promoted with --force, no peer since */
+	uint32_t bitmap_grain;     /* bytes per dirty-bitmap bit */
 	struct repl_verify_status verify;
 };
 

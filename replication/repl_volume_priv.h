@@ -23,6 +23,7 @@
 struct repl_verify;
 struct repl_rd;
 struct repl_actlog;
+struct repl_bmstore;
 
 struct repl_req {
 	struct vol_io sub;          /* the local part */
@@ -63,7 +64,9 @@ struct repl_peer {
 	uint64_t bytes_out, bytes_in;
 
 	/* what it misses (repl_resync.c): one bit per grain, set for every
-	 * write-like request that completed locally without its ack */
+	 * write-like request that completed locally without its ack;
+	 * persisted in its metadata slot (repl_bmstore.c), whose claim
+	 * (bm_base when complete, else 0, and bm_fp) is bm_disk_* */
 	struct repl_dirty_bitmap *bm;
 	uint64_t bm_base;           /* our generation when it left in sync */
 	bool bm_complete;           /* bm holds everything it misses since bm_base */
@@ -73,6 +76,9 @@ struct repl_peer {
 	bool await_al;              /* a crashed primary: its AL_EXTENTS decide the resync */
 	bool bm_fp;                 /* bm tracks a former primary since our promotion: good
 				     * only with its activity log (AL_EXTENTS) */
+	bool bm_disk_known;         /* its slot holds the claim below */
+	uint64_t bm_disk_base;
+	uint32_t bm_disk_flags;
 	uint64_t sync_cursor, sync_total, sync_done, sync_started_ns;
 	uint64_t sync_last_total, sync_last_done, sync_last_ns; /* the last finished one */
 	unsigned sync_inflight;
@@ -119,6 +125,7 @@ struct repl_vol {
 	struct repl_verify *verify;  /* the running or last online verify (repl_verify.c) */
 	struct repl_rd *reads;       /* diskless primary: reads at peers (repl_read.c) */
 	struct repl_actlog *actlog;  /* the activity log (repl_actlog.c); NULL: diskless */
+	struct repl_bmstore *bmstore; /* the bitmaps on disk (repl_bmstore.c); NULL: diskless */
 	pthread_mutex_t status_lock;
 	struct repl_vol_status status;
 };
@@ -142,6 +149,8 @@ static inline bool overlaps(uint64_t a, uint64_t al, uint64_t b, uint64_t bl)
 
 /* repl_volume.c */
 void repl_vol_publish(struct repl_vol *rv);
+/* persists a superblock flag: 1 written, 0 already so, -errno */
+int repl_vol_sb_flag(struct repl_vol *rv, uint32_t flag, bool on);
 bool repl_vol_writes_overlap(struct repl_vol *rv, uint64_t off, uint64_t len);
 void repl_vol_pump_blocked(struct repl_vol *rv);
 /* a live peer is primary */
@@ -167,6 +176,8 @@ int repl_sec_read_start(struct repl_vol *rv, struct repl_peer *p, struct repl_co
 void repl_sec_read_end(struct repl_sec_read *s, bool keep_buf);
 
 /* repl_resync.c: the source side */
+/* p's dirty bitmap, allocated on first use; NULL when out of memory */
+struct repl_dirty_bitmap *repl_resync_bitmap(struct repl_vol *rv, struct repl_peer *p);
 /* a resync of p (live, behind us, we are primary): from p->bm when it is
  * complete since the generation p still has, else everything */
 void repl_resync_start(struct repl_vol *rv, struct repl_peer *p, uint64_t peer_gen);
@@ -209,6 +220,32 @@ void repl_actlog_send(struct repl_vol *rv, struct repl_conn *c);
 /* AL_EXTENTS from a crashed primary that came back behind us */
 int repl_actlog_on_extents(struct repl_vol *rv, struct repl_peer *p, const struct repl_msg *m,
 			   char *why, size_t whylen);
+
+/* the bitmaps' flush before an evicting transaction is durable */
+void repl_actlog_bm_flushed(struct repl_vol *rv);
+/* our recovered extents into p's bitmap (rule 5): how many, -1 when the
+ * log was unreadable, 0 when we did not crash as primary */
+int repl_actlog_mark_recovered(struct repl_vol *rv, struct repl_peer *p);
+
+/* repl_bmstore.c: the per-peer dirty bitmaps on disk */
+int repl_bmstore_open(struct repl_vol *rv);
+void repl_bmstore_free(struct repl_vol *rv);
+/* start a flush (or ask for one after the one in flight): the flush
+ * number to wait for with repl_bmstore_flushed, 0 when nothing to write */
+uint64_t repl_bmstore_flush(struct repl_vol *rv);
+bool repl_bmstore_flushed(const struct repl_vol *rv, uint64_t seq);
+/* something in memory is not on disk yet */
+bool repl_bmstore_dirty(struct repl_vol *rv);
+void repl_bmstore_tick(struct repl_vol *rv);
+/* stopping: flushes what is left; nonzero while a flush is in flight */
+unsigned repl_bmstore_busy(struct repl_vol *rv);
+/* a new term: superblock flags on/off written with BM_VALID cleared;
+ * a term as primary (WAS_PRIMARY on) sets it again after its first flush */
+int repl_bmstore_new_term(struct repl_vol *rv, uint32_t flags_on, uint32_t flags_off);
+void repl_bmstore_resized(struct repl_vol *rv);
+/* promoted: bitmaps loaded at start are kept only if no other primary
+ * wrote since (the generation is the one they were loaded with) */
+void repl_bmstore_promoted(struct repl_vol *rv);
 
 /* repl_read.c: a diskless primary reads from a peer with data */
 bool repl_read_source(struct repl_vol *rv);

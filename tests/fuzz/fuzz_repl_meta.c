@@ -89,7 +89,7 @@ static void fuzz_bitmap_block(uint8_t mode, const uint8_t *data, size_t size)
 	struct repl_dirty_bitmap *bm;
 	enum repl_bm_block_err e;
 	uint64_t idx, seq = 0, before;
-	uint32_t slot;
+	uint32_t slot, flags = 0;
 	uint8_t *blk, *re;
 	size_t len;
 
@@ -120,7 +120,7 @@ static void fuzz_bitmap_block(uint8_t mode, const uint8_t *data, size_t size)
 
 	repl_bitmap_set_bits(bm, 0, 1); /* something to keep or replace */
 	before = repl_bitmap_count(bm);
-	e = repl_bitmap_decode_block(bm, idx, slot, &fuzz_uuid, blk, len, &seq);
+	e = repl_bitmap_decode_block(bm, idx, slot, &fuzz_uuid, blk, len, &seq, &flags);
 	CHECK(e >= REPL_BM_BLOCK_OK && e <= REPL_BM_BLOCK_BAD_FIELD);
 	CHECK(repl_bm_block_err_name(e) != NULL);
 	CHECK(recount(bm) == repl_bitmap_count(bm));
@@ -135,7 +135,7 @@ static void fuzz_bitmap_block(uint8_t mode, const uint8_t *data, size_t size)
 	    get_le64(blk + BM_OFF_TOTAL_BITS) == repl_bitmap_total_bits(bm)) {
 		re = malloc(REPL_BM_BLOCK_SIZE);
 		CHECK(re != NULL);
-		CHECK(repl_bitmap_encode_block(bm, idx, slot, &fuzz_uuid, seq, re) == 0);
+		CHECK(repl_bitmap_encode_block(bm, idx, slot, &fuzz_uuid, seq, flags, re) == 0);
 		CHECK(memcmp(re, blk, REPL_BM_BLOCK_SIZE) == 0);
 		free(re);
 	}

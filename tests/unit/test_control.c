@@ -212,7 +212,7 @@ int volmgr_exports(struct volmgr *m, struct export_info **out, size_t *n)
 
 int volmgr_create_replicated(struct volmgr *m, const char *name, uint64_t size,
 			     const struct urbd_uuid *uuid, const struct repl_config *rc,
-			     bool join, char *err, size_t errlen)
+			     bool join, uint32_t bm_grain, char *err, size_t errlen)
 {
 	struct volume_info *v;
 	int ret = volmgr_create(m, name, size, err, errlen);
@@ -232,6 +232,7 @@ int volmgr_create_replicated(struct volmgr *m, const char *name, uint64_t size,
 	v->repl.voters = repl_config_members(rc);
 	v->repl.visible = 1;
 	v->repl.gen_current = 0xabcdef;
+	v->repl.bitmap_grain = bm_grain ? bm_grain : 65536;
 	for (unsigned i = 0; i < REPL_MAX_NODES; i++) {
 		struct repl_peer_status *ps;
 
@@ -722,6 +723,8 @@ static int urbdctl(const char *fmt, ...)
 	return WEXITSTATUS(st);
 }
 
+static uint32_t rep_grain; /* the next create_rep's bitmap_grain */
+
 static grpc_status_code create_rep(const char *uuid, const char *ack, uint32_t dup_id,
 				   Urbd__V1__CreateVolumeResponse **resp)
 {
@@ -747,6 +750,7 @@ static grpc_status_code create_rep(const char *uuid, const char *ack, uint32_t d
 		req.uuid = (char *)uuid;
 	if (ack)
 		req.ack = (char *)ack;
+	req.bitmap_grain = rep_grain;
 	return CALL("CreateVolume", &req, create_volume_response, resp);
 }
 
@@ -767,10 +771,20 @@ static void test_replication_calls(void **state)
 	assert_int_equal(create_rep("not-a-uuid", NULL, 2, &resp), GRPC_STATUS_INVALID_ARGUMENT);
 	assert_int_equal(create_rep(NULL, NULL, 0, &resp), GRPC_STATUS_INVALID_ARGUMENT);
 	assert_int_equal(create_rep(NULL, NULL, 9, &resp), GRPC_STATUS_INVALID_ARGUMENT);
+	/* bitmap grains: powers of two from 4 KiB to 16 MiB */
+	for (unsigned i = 0; i < 4; i++) {
+		static const uint32_t bad[] = { 2048, 12288, 32u << 20, 65537 };
+
+		rep_grain = bad[i];
+		assert_int_equal(create_rep(NULL, NULL, 2, &resp), GRPC_STATUS_INVALID_ARGUMENT);
+	}
 	assert_int_equal(fake.calls, 0);
+	rep_grain = 16384;
 	assert_int_equal(create_rep("01234567-89ab-4cde-8f01-23456789abcd", "majority", 2, &resp),
 			 GRPC_STATUS_OK);
+	rep_grain = 0;
 	r = resp->volume->replication;
+	assert_int_equal(r->bitmap_grain, 16384);
 	assert_non_null(r);
 	assert_string_equal(resp->volume->uuid, "01234567-89ab-4cde-8f01-23456789abcd");
 	assert_int_equal(r->local_id, 1);

@@ -138,9 +138,9 @@ static void test_block_offset(void **state)
 	assert_int_equal(off, m.bm_offset);
 	assert_int_equal(repl_bitmap_block_offset(&m, 2, 5, &off), 0);
 	assert_int_equal(off, m.bm_offset + 2 * m.bm_len_per_peer + 5 * 4096);
-	assert_int_equal(repl_bitmap_block_offset(&m, 3, 1023, &off), 0);
+	assert_int_equal(repl_bitmap_block_offset(&m, URBD_MAX_PEERS - 1, 1023, &off), 0);
 	assert_int_equal(off + 4096, m.bm_offset + URBD_MAX_PEERS * m.bm_len_per_peer);
-	assert_int_equal(repl_bitmap_block_offset(&m, 3, 1024, &off), -EINVAL);
+	assert_int_equal(repl_bitmap_block_offset(&m, URBD_MAX_PEERS - 1, 1024, &off), -EINVAL);
 	assert_int_equal(repl_bitmap_block_offset(&m, URBD_MAX_PEERS, 0, &off), -EINVAL);
 	m.bm_offset = UINT64_MAX - 4096; /* a hostile superblock */
 	assert_int_equal(repl_bitmap_block_offset(&m, 1, 0, &off), -EINVAL);
@@ -342,7 +342,7 @@ static void test_dirty_blocks(void **state)
 	assert_int_equal(repl_bitmap_set_bits(bm, BPB, 1), 0);
 	assert_int_equal(repl_bitmap_clear_bits(bm, 0, 5), 0);
 	assert_false(repl_bitmap_block_dirty(bm, 0));
-	assert_int_equal(repl_bitmap_encode_block(bm, 1, 0, &uuid_a, 1, buf), 0);
+	assert_int_equal(repl_bitmap_encode_block(bm, 1, 0, &uuid_a, 1, 0, buf), 0);
 	assert_true(repl_bitmap_next_dirty_block(bm, 0) == REPL_BM_NONE);
 	/* the write failed: write it again */
 	assert_int_equal(repl_bitmap_mark_block_dirty(bm, 1), 0);
@@ -350,18 +350,18 @@ static void test_dirty_blocks(void **state)
 	assert_int_equal(repl_bitmap_mark_block_dirty(bm, 3), -EINVAL);
 	assert_false(repl_bitmap_block_dirty(bm, 3));
 	/* a run across the block 0/1 boundary dirties both */
-	assert_int_equal(repl_bitmap_encode_block(bm, 1, 0, &uuid_a, 2, buf), 0);
+	assert_int_equal(repl_bitmap_encode_block(bm, 1, 0, &uuid_a, 2, 0, buf), 0);
 	assert_int_equal(repl_bitmap_set_bits(bm, BPB - 3, 6), 5);
 	assert_int_equal(repl_bitmap_next_dirty_block(bm, 0), 0);
 	assert_int_equal(repl_bitmap_next_dirty_block(bm, 1), 1);
 	/* clearing dirties too */
-	assert_int_equal(repl_bitmap_encode_block(bm, 0, 0, &uuid_a, 3, buf), 0);
+	assert_int_equal(repl_bitmap_encode_block(bm, 0, 0, &uuid_a, 3, 0, buf), 0);
 	assert_int_equal(repl_bitmap_clear_bits(bm, BPB - 1, 1), 1);
 	assert_true(repl_bitmap_block_dirty(bm, 0));
 	/* set_block: every bit of the block, and dirty even without change */
 	assert_int_equal(repl_bitmap_set_block(bm, 2), 0);
 	assert_int_equal(repl_bitmap_count(bm), 6 - 1 + 1000);
-	assert_int_equal(repl_bitmap_encode_block(bm, 2, 0, &uuid_a, 4, buf), 0);
+	assert_int_equal(repl_bitmap_encode_block(bm, 2, 0, &uuid_a, 4, 0, buf), 0);
 	assert_int_equal(repl_bitmap_set_block(bm, 2), 0);
 	assert_true(repl_bitmap_block_dirty(bm, 2));
 	assert_int_equal(repl_bitmap_set_block(bm, 3), -EINVAL);
@@ -411,20 +411,24 @@ static void test_block_round_trip(void **state)
 	struct repl_dirty_bitmap *a = mk(THREE_BLOCKS_SIZE, 0), *b = mk(THREE_BLOCKS_SIZE, 0);
 	uint8_t buf[REPL_BM_BLOCK_SIZE], again[REPL_BM_BLOCK_SIZE];
 	uint64_t seq = 0;
+	uint32_t flags = 7;
 
 	fill_random(a, 1);
 	for (uint64_t i = 0; i < 3; i++) {
-		assert_int_equal(repl_bitmap_encode_block(a, i, 2, &uuid_a, 100 + i, buf), 0);
+		uint32_t f = i == 1 ? REPL_BMB_F_FORMER_PRIMARY : 0;
+
+		assert_int_equal(repl_bitmap_encode_block(a, i, 2, &uuid_a, 100 + i, f, buf), 0);
 		assert_int_equal(get_le32(buf + BM_OFF_MAGIC), REPL_BM_MAGIC);
 		assert_int_equal(get_le32(buf + BM_OFF_INDEX), i);
 		assert_int_equal(get_le32(buf + BM_OFF_NBITS), i < 2 ? BPB : 1000);
 		assert_int_equal(repl_bitmap_decode_block(b, i, 2, &uuid_a, buf,
-							  sizeof(buf), &seq),
+							  sizeof(buf), &seq, &flags),
 				 REPL_BM_BLOCK_OK);
 		assert_int_equal(seq, 100 + i);
+		assert_int_equal(flags, f);
 		/* decoding made it clean and re-encodes to the same bytes */
 		assert_false(repl_bitmap_block_dirty(b, i));
-		assert_int_equal(repl_bitmap_encode_block(b, i, 2, &uuid_a, 100 + i, again), 0);
+		assert_int_equal(repl_bitmap_encode_block(b, i, 2, &uuid_a, 100 + i, f, again), 0);
 		assert_memory_equal(buf, again, sizeof(buf));
 	}
 	assert_same_bits(a, b);
@@ -432,8 +436,8 @@ static void test_block_round_trip(void **state)
 	{
 		struct repl_dirty_bitmap *empty = mk(THREE_BLOCKS_SIZE, 0);
 
-		assert_int_equal(repl_bitmap_encode_block(empty, 1, 2, &uuid_a, 9, buf), 0);
-		assert_int_equal(repl_bitmap_decode_block(b, 1, 2, &uuid_a, buf, sizeof(buf), NULL),
+		assert_int_equal(repl_bitmap_encode_block(empty, 1, 2, &uuid_a, 9, 0, buf), 0);
+		assert_int_equal(repl_bitmap_decode_block(b, 1, 2, &uuid_a, buf, sizeof(buf), NULL, NULL),
 				 REPL_BM_BLOCK_OK);
 		assert_true(repl_bitmap_find_next_set(b, BPB) >= 2 * BPB);
 		repl_bitmap_free(empty);
@@ -451,7 +455,7 @@ static void test_block_bit_order(void **state)
 	repl_bitmap_set_bits(bm, 0, 1);
 	repl_bitmap_set_bits(bm, 9, 1);
 	repl_bitmap_set_bits(bm, 16383, 1);
-	assert_int_equal(repl_bitmap_encode_block(bm, 0, 1, &uuid_a, 5, buf), 0);
+	assert_int_equal(repl_bitmap_encode_block(bm, 0, 1, &uuid_a, 5, 0, buf), 0);
 	assert_int_equal(buf[BM_OFF_BITS + 0], 0x01);
 	assert_int_equal(buf[BM_OFF_BITS + 1], 0x02);
 	assert_int_equal(buf[BM_OFF_BITS + 2047], 0x80);
@@ -461,8 +465,10 @@ static void test_block_bit_order(void **state)
 	assert_int_equal(get_le32(buf + BM_OFF_SLOT), 1);
 	assert_int_equal(get_le64(buf + BM_OFF_SEQ), 5);
 	assert_memory_equal(buf + BM_OFF_UUID, uuid_a.b, 16);
-	assert_int_equal(repl_bitmap_encode_block(bm, 1, 0, &uuid_a, 5, buf), -EINVAL);
-	assert_int_equal(repl_bitmap_encode_block(bm, 0, URBD_MAX_PEERS, &uuid_a, 5, buf),
+	assert_int_equal(repl_bitmap_encode_block(bm, 1, 0, &uuid_a, 5, 0, buf), -EINVAL);
+	assert_int_equal(repl_bitmap_encode_block(bm, 0, URBD_MAX_PEERS, &uuid_a, 5, 0, buf),
+			 -EINVAL);
+	assert_int_equal(repl_bitmap_encode_block(bm, 0, 0, &uuid_a, 5, REPL_BMB_F_KNOWN + 1, buf),
 			 -EINVAL);
 	repl_bitmap_free(bm);
 }
@@ -475,20 +481,20 @@ static void test_block_every_bit_flip(void **state)
 	uint64_t seq = 77;
 
 	fill_random(a, 2);
-	assert_int_equal(repl_bitmap_encode_block(a, 0, 1, &uuid_a, 42, buf), 0);
+	assert_int_equal(repl_bitmap_encode_block(a, 0, 1, &uuid_a, 42, 0, buf), 0);
 	repl_bitmap_set_bits(b, 5, 3);
 	for (size_t bit = 0; bit < 8 * sizeof(buf); bit++) {
 		enum repl_bm_block_err e;
 
 		buf[bit / 8] ^= (uint8_t)(1u << (bit % 8));
-		e = repl_bitmap_decode_block(b, 0, 1, &uuid_a, buf, sizeof(buf), &seq);
+		e = repl_bitmap_decode_block(b, 0, 1, &uuid_a, buf, sizeof(buf), &seq, NULL);
 		if (e != REPL_BM_BLOCK_BAD_CRC && e != REPL_BM_BLOCK_BAD_MAGIC)
 			fail_msg("flip of bit %zu: %s", bit, repl_bm_block_err_name(e));
 		buf[bit / 8] ^= (uint8_t)(1u << (bit % 8));
 	}
 	assert_int_equal(seq, 77);
 	assert_int_equal(repl_bitmap_count(b), 3);
-	assert_int_equal(repl_bitmap_decode_block(b, 0, 1, &uuid_a, buf, sizeof(buf), &seq),
+	assert_int_equal(repl_bitmap_decode_block(b, 0, 1, &uuid_a, buf, sizeof(buf), &seq, NULL),
 			 REPL_BM_BLOCK_OK);
 	assert_same_bits(a, b);
 	repl_bitmap_free(a);
@@ -502,7 +508,7 @@ static void test_block_zero_is_clear(void **state)
 	uint64_t seq = 9;
 
 	repl_bitmap_set_bits(bm, BPB - 1, 3); /* last of block 0, first two of 1 */
-	assert_int_equal(repl_bitmap_decode_block(bm, 1, 0, &uuid_a, buf, sizeof(buf), &seq),
+	assert_int_equal(repl_bitmap_decode_block(bm, 1, 0, &uuid_a, buf, sizeof(buf), &seq, NULL),
 			 REPL_BM_BLOCK_ZERO);
 	assert_true(repl_bm_block_usable(REPL_BM_BLOCK_ZERO));
 	assert_int_equal(seq, 0);
@@ -519,22 +525,22 @@ static void test_block_rejects_foreign(void **state)
 	uint8_t buf[REPL_BM_BLOCK_SIZE];
 
 	repl_bitmap_set_bits(bm, BPB + 5, 1);
-	assert_int_equal(repl_bitmap_encode_block(bm, 1, 2, &uuid_a, 1, buf), 0);
-	assert_int_equal(repl_bitmap_decode_block(bm, 1, 2, &uuid_b, buf, sizeof(buf), NULL),
+	assert_int_equal(repl_bitmap_encode_block(bm, 1, 2, &uuid_a, 1, 0, buf), 0);
+	assert_int_equal(repl_bitmap_decode_block(bm, 1, 2, &uuid_b, buf, sizeof(buf), NULL, NULL),
 			 REPL_BM_BLOCK_WRONG_VOLUME);
-	assert_int_equal(repl_bitmap_decode_block(bm, 1, 3, &uuid_a, buf, sizeof(buf), NULL),
+	assert_int_equal(repl_bitmap_decode_block(bm, 1, 3, &uuid_a, buf, sizeof(buf), NULL, NULL),
 			 REPL_BM_BLOCK_WRONG_SLOT);
-	assert_int_equal(repl_bitmap_decode_block(bm, 0, 2, &uuid_a, buf, sizeof(buf), NULL),
+	assert_int_equal(repl_bitmap_decode_block(bm, 0, 2, &uuid_a, buf, sizeof(buf), NULL, NULL),
 			 REPL_BM_BLOCK_WRONG_INDEX);
-	assert_int_equal(repl_bitmap_decode_block(bm, 3, 2, &uuid_a, buf, sizeof(buf), NULL),
+	assert_int_equal(repl_bitmap_decode_block(bm, 3, 2, &uuid_a, buf, sizeof(buf), NULL, NULL),
 			 REPL_BM_BLOCK_WRONG_INDEX); /* past the bitmap */
-	assert_int_equal(repl_bitmap_decode_block(bm, 1, 2, &uuid_a, buf, sizeof(buf) - 1, NULL),
+	assert_int_equal(repl_bitmap_decode_block(bm, 1, 2, &uuid_a, buf, sizeof(buf) - 1, NULL, NULL),
 			 REPL_BM_BLOCK_SHORT);
 	/* written with a 64 KiB grain, read with 1 MiB */
-	assert_int_equal(repl_bitmap_decode_block(other, 0, 2, &uuid_a, buf, sizeof(buf), NULL),
+	assert_int_equal(repl_bitmap_decode_block(other, 0, 2, &uuid_a, buf, sizeof(buf), NULL, NULL),
 			 REPL_BM_BLOCK_WRONG_INDEX);
-	assert_int_equal(repl_bitmap_encode_block(bm, 0, 2, &uuid_a, 1, buf), 0);
-	assert_int_equal(repl_bitmap_decode_block(other, 0, 2, &uuid_a, buf, sizeof(buf), NULL),
+	assert_int_equal(repl_bitmap_encode_block(bm, 0, 2, &uuid_a, 1, 0, buf), 0);
+	assert_int_equal(repl_bitmap_decode_block(other, 0, 2, &uuid_a, buf, sizeof(buf), NULL, NULL),
 			 REPL_BM_BLOCK_WRONG_GRAIN);
 	/* nothing was trusted */
 	assert_int_equal(repl_bitmap_count(bm), 1);
@@ -550,17 +556,17 @@ static void expect_field(void (*mutate)(uint8_t *), enum repl_bm_block_err want)
 	uint8_t buf[REPL_BM_BLOCK_SIZE];
 
 	repl_bitmap_set_bits(bm, 2 * BPB, 1000);
-	assert_int_equal(repl_bitmap_encode_block(bm, 2, 0, &uuid_a, 1, buf), 0);
+	assert_int_equal(repl_bitmap_encode_block(bm, 2, 0, &uuid_a, 1, 0, buf), 0);
 	mutate(buf);
 	fix_crc(buf);
-	assert_int_equal(repl_bitmap_decode_block(bm, 2, 0, &uuid_a, buf, sizeof(buf), NULL),
+	assert_int_equal(repl_bitmap_decode_block(bm, 2, 0, &uuid_a, buf, sizeof(buf), NULL, NULL),
 			 want);
 	repl_bitmap_free(bm);
 }
 
 static void m_version(uint8_t *b) { put_le16(b + BM_OFF_VERSION, 2); }
 static void m_hdr_len(uint8_t *b) { put_le16(b + BM_OFF_HDR_LEN, 128); }
-static void m_reserved(uint8_t *b) { b[BM_OFF_RESERVED] = 1; }
+static void m_flags(uint8_t *b) { put_le32(b + BM_OFF_FLAGS, REPL_BMB_F_KNOWN + 1); }
 static void m_nbits(uint8_t *b) { put_le32(b + BM_OFF_NBITS, 1001); }
 static void m_bit_past_nbits(uint8_t *b) { b[BM_OFF_BITS + 1000 / 8] |= 1u << (1000 % 8); }
 static void m_byte_past_nbits(uint8_t *b) { b[REPL_BM_BLOCK_SIZE - 1] = 0x80; }
@@ -578,7 +584,7 @@ static void m_total_before_block(uint8_t *b)
 
 static void test_block_bad_version(void **s) { expect_field(m_version, REPL_BM_BLOCK_BAD_VERSION); }
 static void test_block_bad_hdr_len(void **s) { expect_field(m_hdr_len, REPL_BM_BLOCK_BAD_VERSION); }
-static void test_block_bad_reserved(void **s) { expect_field(m_reserved, REPL_BM_BLOCK_BAD_FIELD); }
+static void test_block_unknown_flags(void **s) { expect_field(m_flags, REPL_BM_BLOCK_BAD_FIELD); }
 static void test_block_bad_nbits(void **s) { expect_field(m_nbits, REPL_BM_BLOCK_BAD_FIELD); }
 static void test_block_bit_past_nbits(void **s) { expect_field(m_bit_past_nbits, REPL_BM_BLOCK_BAD_FIELD); }
 static void test_block_byte_past_nbits(void **s) { expect_field(m_byte_past_nbits, REPL_BM_BLOCK_BAD_FIELD); }
@@ -593,9 +599,9 @@ static void test_block_from_before_grow(void **state)
 	uint8_t buf[REPL_BM_BLOCK_SIZE];
 
 	repl_bitmap_set_bits(small, 0, 11);
-	assert_int_equal(repl_bitmap_encode_block(small, 0, 0, &uuid_a, 1, buf), 0);
+	assert_int_equal(repl_bitmap_encode_block(small, 0, 0, &uuid_a, 1, 0, buf), 0);
 	repl_bitmap_set_bits(big, 11, 100); /* gone after the load: replaced */
-	assert_int_equal(repl_bitmap_decode_block(big, 0, 0, &uuid_a, buf, sizeof(buf), NULL),
+	assert_int_equal(repl_bitmap_decode_block(big, 0, 0, &uuid_a, buf, sizeof(buf), NULL, NULL),
 			 REPL_BM_BLOCK_OK);
 	assert_int_equal(repl_bitmap_count(big), 11);
 	assert_int_equal(repl_bitmap_find_next_set(big, 11), REPL_BM_NONE);
@@ -733,7 +739,7 @@ int main(void)
 		cmocka_unit_test(test_block_rejects_foreign),
 		cmocka_unit_test(test_block_bad_version),
 		cmocka_unit_test(test_block_bad_hdr_len),
-		cmocka_unit_test(test_block_bad_reserved),
+		cmocka_unit_test(test_block_unknown_flags),
 		cmocka_unit_test(test_block_bad_nbits),
 		cmocka_unit_test(test_block_bit_past_nbits),
 		cmocka_unit_test(test_block_byte_past_nbits),

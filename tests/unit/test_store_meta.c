@@ -490,7 +490,7 @@ static void test_layout_1tib(void **state)
 	/* 16 Mi bits = 521 bitmap blocks of 32256 bits (repl_bitmap.h),
 	 * reserved as 1024 (next power of two: room to grow in place) */
 	assert_int_equal(m.bm_len_per_peer, 4u << 20);
-	assert_int_equal(URBD_MAX_PEERS * m.bm_len_per_peer, 16u << 20);
+	assert_int_equal(URBD_MAX_PEERS * m.bm_len_per_peer, 32u << 20);
 }
 
 static void test_layout_keeps_grain(void **state)
