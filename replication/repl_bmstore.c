@@ -417,12 +417,13 @@ int repl_bmstore_open(struct repl_vol *rv)
 
 	if (rv->cfg.members[rv->cfg.local_id].diskless)
 		return 0; /* never primary with data: no bitmaps to keep */
+	/* plain malloc: this runs on the control thread, whose iobuf cache
+	 * nobody would drain (the meta file is not O_DIRECT) */
 	s = calloc(1, sizeof(*s));
-	buf = iobuf_get(REPL_BM_BLOCK_SIZE);
+	buf = malloc(REPL_BM_BLOCK_SIZE);
 	if (!s || !buf) {
 		free(s);
-		if (buf)
-			iobuf_put(buf, REPL_BM_BLOCK_SIZE);
+		free(buf);
 		return -ENOMEM;
 	}
 	s->rv = rv;
@@ -471,7 +472,7 @@ int repl_bmstore_open(struct repl_vol *rv)
 			 p->bm_fp ? ", it was primary when it left" : "");
 	}
 	s->gen_at_load = m->gen.current;
-	iobuf_put(buf, REPL_BM_BLOCK_SIZE);
+	free(buf);
 	return 0;
 }
 

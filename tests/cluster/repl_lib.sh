@@ -150,12 +150,13 @@ checker_bg() {
 		--fua-every 1 --seed "$RANDOM" "$@"
 	CHK_PID=$BG_PID
 }
-# checker_wait PID NAME: bounded wait; fails unless it exited 0
+# checker_wait PID NAME [RC]: bounded wait; fails unless it exited RC (0;
+# 3: its only primary was killed, "connection lost")
 checker_wait() {
 	local rc=0
 	wait_until 90 _gone "$1" || fail "checker $2 still running"
 	wait "$1" || rc=$?
-	[ "$rc" = 0 ] || fail "checker $2 exited $rc: $(tail -c 600 "$T/$2.out")"
+	[ "$rc" = "${3:-0}" ] || fail "checker $2 exited $rc, not ${3:-0}: $(tail -c 600 "$T/$2.out")"
 	log "checker $2: $(tail -n 1 "$T/$2.out" | cut -c1-400)"
 }
 _gone() { ! kill -0 "$1" 2>/dev/null; }
