@@ -166,8 +166,8 @@ static int refuse(struct repl_auth *a, int err, uint32_t reason, const char *why
 	a->state = REPL_AUTH_FAILED;
 	a->reason = reason;
 	a->why = why;
-	log_warn(TAG, "peer %s: authentication refused: %s",
-		 a->peer_name ? a->peer_name : "?", why);
+	log_msg(a->quiet ? LOG_LVL_DBG : LOG_LVL_WARN, TAG,
+		"peer %s: authentication refused: %s", a->peer_name ? a->peer_name : "?", why);
 	return err;
 }
 
@@ -177,8 +177,10 @@ int repl_auth_start(struct repl_auth *a, const struct repl_secret *secret,
 		    struct repl_msg *challenge)
 {
 	static const uint8_t zeroes[REPL_NONCE_LEN];
+	bool quiet = a->quiet;
 
 	memset(a, 0, sizeof(*a));
+	a->quiet = quiet;
 	a->peer_name = peer_name;
 	if (!secret || !secret->key || secret->len == 0)
 		return refuse(a, -EINVAL, REPL_REASON_AUTH_FAILED, "no shared secret configured");

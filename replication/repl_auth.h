@@ -13,6 +13,7 @@
 #ifndef URBD_REPL_AUTH_H
 #define URBD_REPL_AUTH_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -55,6 +56,9 @@ struct repl_auth {
 	uint8_t peer_nonce[REPL_NONCE_LEN];
 	uint32_t reason;                  /* REPL_REASON_* for the ERROR frame */
 	const char *why;
+	bool quiet;                       /* a refusal logs at debug level (the same
+					   * failure again: its owner counts them);
+					   * kept by repl_auth_start */
 };
 
 const char *repl_auth_state_name(enum repl_auth_state st);

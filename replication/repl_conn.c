@@ -267,6 +267,12 @@ static void maybe_free(struct repl_conn *c)
 	free(c);
 }
 
+void repl_conn_set_quiet(struct repl_conn *c, bool quiet)
+{
+	c->quiet = quiet;
+	c->auth.quiet = quiet;
+}
+
 void repl_conn_close(struct repl_conn *c, uint32_t reason, const char *fmt, ...)
 {
 	va_list ap;
@@ -283,11 +289,13 @@ void repl_conn_close(struct repl_conn *c, uint32_t reason, const char *fmt, ...)
 	if (reason == REPL_REASON_NONE && c->state == REPL_CONN_CONNECTING)
 		log_dbg("repl", "%s: %s", c->name, c->close_why); /* retried; in status */
 	else if (reason == REPL_REASON_NONE)
-		log_warn("repl", "%s: connection lost (%s): %s", c->name,
-			 repl_conn_state_name(c->state), c->close_why);
+		log_msg(c->quiet ? LOG_LVL_DBG : LOG_LVL_WARN, "repl",
+			"%s: connection lost (%s): %s", c->name,
+			repl_conn_state_name(c->state), c->close_why);
 	else if (error)
-		log_warn("repl", "%s: closing (%s): %s: %s", c->name,
-			 repl_conn_state_name(c->state), repl_reason_name(reason), c->close_why);
+		log_msg(c->quiet ? LOG_LVL_DBG : LOG_LVL_WARN, "repl", "%s: closing (%s): %s: %s",
+			c->name, repl_conn_state_name(c->state), repl_reason_name(reason),
+			c->close_why);
 	else
 		log_info("repl", "%s: closing: %s: %s", c->name, repl_reason_name(reason),
 			 c->close_why);
@@ -311,6 +319,7 @@ void repl_conn_close(struct repl_conn *c, uint32_t reason, const char *fmt, ...)
 		}
 		repl_conn_send(c, &m);
 	}
+	c->closed_in = c->state;
 	c->state = REPL_CONN_CLOSING;
 	c->deadline_ns = now_ns() + CLOSE_GRACE_MS * 1000000ull;
 	if (c->fd >= 0 && !c->txq)

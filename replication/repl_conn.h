@@ -96,9 +96,12 @@ struct repl_conn {
 
 	unsigned inflight;           /* socket ops + the volume's references */
 	uint32_t close_reason;
+	enum repl_conn_state closed_in; /* the state repl_conn_close found */
 	char close_why[200];
 	bool notified;
 	bool goodbye;                /* the peer sent DISCONNECT: an orderly end */
+	bool quiet;                  /* its failure logs at debug level: the same
+				      * as the last attempt's (repl_conn_set_quiet) */
 	uint64_t bytes_in, bytes_out;
 };
 
@@ -136,6 +139,11 @@ int repl_conn_send_owned(struct repl_conn *c, const struct repl_msg *m,
  * socket down. Idempotent. */
 void repl_conn_close(struct repl_conn *c, uint32_t reason, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+
+/* This attempt's close and authentication refusal log at debug level:
+ * the owner logs repeated failures itself (a peer retried every 2 s with
+ * the wrong secret would fill the log). */
+void repl_conn_set_quiet(struct repl_conn *c, bool quiet);
 
 /* the volume's references (I/O it runs on behalf of this connection) */
 void repl_conn_get(struct repl_conn *c);

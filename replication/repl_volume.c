@@ -1170,7 +1170,8 @@ static uint32_t on_state(void *ctx, struct repl_conn *c, const struct repl_state
 			 (unsigned long long)pg.current);
 		snprintf(p->why, sizeof(p->why), "%s", why);
 		p->split_brain = cmp == REPL_GEN_SPLIT_BRAIN;
-		log_err("repl", "%s: peer %u (%s): %s", vname(rv), p->id, p->m->node, why);
+		log_msg(c->quiet ? LOG_LVL_DBG : LOG_LVL_ERR, "repl", "%s: peer %u (%s): %s",
+			vname(rv), p->id, p->m->node, why);
 		return REPL_REASON_SPLIT_BRAIN;
 	}
 	if (s->role == REPL_ROLE_PRIMARY && rv->role == REPL_ROLE_PRIMARY) {
@@ -1189,6 +1190,14 @@ static uint32_t on_state(void *ctx, struct repl_conn *c, const struct repl_state
 		/* LOCAL_NEWER: the peer steps down when it sees our STATE */
 	}
 	p->live = true;
+	/* it works: its next failure is news */
+	repl_conn_set_quiet(c, false);
+	if (p->fail_repeats)
+		log_info("repl", "%s: peer %u (%s): connected after %u more failed attempt%s",
+			 vname(rv), p->id, p->m->node, p->fail_repeats,
+			 p->fail_repeats == 1 ? "" : "s");
+	p->fail_why[0] = '\0';
+	p->fail_repeats = 0;
 	/* set again below from the generations; a tie-breaker is never behind */
 	p->outdated = cmp == REPL_GEN_LOCAL_NEWER && !p->m->diskless;
 	if ((s->flags & REPL_STATE_F_UNCONFIRMED) && rv->role == REPL_ROLE_PRIMARY &&
@@ -1444,6 +1453,48 @@ static void quorum_changed(struct repl_vol *rv)
 	}
 }
 
+/* a repeated failure is logged again after a minute (env
+ * URBD_REPL_RELOG_MS: the tests' shorter one) */
+static uint64_t relog_ns(void)
+{
+	const char *v = getenv("URBD_REPL_RELOG_MS");
+	long ms = v ? strtol(v, NULL, 10) : 0;
+
+	return (ms > 0 && ms <= 3600000 ? (uint64_t)ms : 60000) * 1000000;
+}
+
+/* A new link to p: quiet (its failure logs at debug level) while the
+ * last one's failure was logged less than a minute ago. */
+static void conn_quiet(struct repl_peer *p)
+{
+	repl_conn_set_quiet(p->conn, p->fail_why[0] &&
+			    now_ns() - p->fail_logged_ns < relog_ns());
+}
+
+/* c failed before it went live: count a repeat of the failure logged
+ * last; log a new one (a quiet link did not) */
+static void count_failure(struct repl_vol *rv, struct repl_peer *p, struct repl_conn *c)
+{
+	bool same = !strcmp(c->close_why, p->fail_why);
+
+	if (c->quiet && same) {
+		p->fail_repeats++;
+		return;
+	}
+	if (same && p->fail_repeats)
+		log_warn("repl", "%s: peer %u (%s): the same failure %u more time%s in the "
+			 "last %llu s: %s", vname(rv), p->id, p->m->node, p->fail_repeats,
+			 p->fail_repeats == 1 ? "" : "s",
+			 (unsigned long long)((now_ns() - p->fail_logged_ns) / 1000000000),
+			 c->close_why);
+	else if (c->quiet)
+		log_warn("repl", "%s: peer %u (%s): %s", vname(rv), p->id, p->m->node,
+			 c->close_why);
+	snprintf(p->fail_why, sizeof(p->fail_why), "%s", c->close_why);
+	p->fail_logged_ns = now_ns();
+	p->fail_repeats = 0;
+}
+
 static void on_closed(void *ctx, struct repl_conn *c)
 {
 	struct repl_vol *rv = ctx;
@@ -1452,6 +1503,8 @@ static void on_closed(void *ctx, struct repl_conn *c)
 	rv->conns--;
 	if (p->conn != c)
 		return;
+	if (!p->live && c->closed_in != REPL_CONN_CONNECTING && c->close_why[0])
+		count_failure(rv, p, c);
 	/* keep the most telling reason: a bare EOF says less than the
 	 * authentication failure or protocol error that came before it */
 	if (c->close_why[0] && (!p->why[0] || !strstr(c->close_why, "closed the connection")))
@@ -1497,6 +1550,7 @@ static void try_connect(struct repl_vol *rv, struct repl_peer *p)
 		p->next_connect_ns = now_ns() + RECONNECT_MAX_MS * 1000000ull;
 		return;
 	}
+	conn_quiet(p);
 	rv->conns++;
 }
 
@@ -1535,6 +1589,7 @@ void repl_vol_adopt(struct repl_vol *rv, int fd, const struct repl_features *f,
 		close(fd);
 		return;
 	}
+	conn_quiet(p);
 	rv->conns++;
 	repl_vol_publish(rv); /* "standalone" in status now means the link is gone */
 }

@@ -58,6 +58,11 @@ struct repl_peer {
 	uint64_t next_connect_ns;
 	unsigned backoff_ms;
 	char why[200];
+	/* a link that fails the same way again and again (a wrong secret, a
+	 * split brain) is logged once a minute, with a count: conn_quiet */
+	char fail_why[200];
+	uint64_t fail_logged_ns;
+	unsigned fail_repeats;
 	uint64_t pending;
 	uint64_t lag_ns;            /* its acks' latency: EWMA (1/8) of request -> last ack */
 	unsigned sec_inflight;      /* we are its secondary: its requests in flight */

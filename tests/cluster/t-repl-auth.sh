@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # Peer authentication: c holds a different secret. a and b refuse it (a
 # log line on both sides, the reason in `urbdctl volume status`), c never
-# gets a connection, and a, b still replicate with quorum 2 of 3.
+# gets a connection, and a, b still replicate with quorum 2 of 3. The
+# attempts go on (every 2 s) but are not logged each time: a repeated
+# failure is logged again after URBD_REPL_RELOG_MS (60 s; 4 s here) with
+# the number of attempts it stands for.
 # shellcheck source-path=SCRIPTDIR source=repl_lib.sh
 source "$(dirname "$0")/repl_lib.sh"
 
 require_root
 require_cmd ip qemu-io
+export URBD_REPL_RELOG_MS=4000
 
 printf 'a-different-secret-%s' "$RANDOM" >"$T/other-secret"
 chmod 0400 "$T/other-secret"
@@ -41,4 +45,16 @@ out=$(in_az a timeout 30 qemu-io -f raw "$(nbd_uri a)" -c 'write -P 0x42 0 1M' 2
 cmp -s "$(data_of a)" "$(data_of b)" || fail "a and b differ"
 log "wrong secret: c refused by a and b ('$err'); a+b replicate with quorum"
 
-pass "c with the wrong secret refused by a and b; a+b replicate with quorum"
+# the log: one refusal, then a count of the quiet ones
+_counted() { grep -q "peer 2 (node-c): the same failure [0-9]* more time" "$T/az-a"/urbd.*.log; }
+wait_until 20 _counted || fail "a never summed up the repeated failures"
+line=$(grep -h "peer 2 (node-c): the same failure" "$T/az-a"/urbd.*.log | head -1)
+n=$(sed -n 's/.*the same failure \([0-9]*\) more time.*/\1/p' <<<"$line")
+refusals=$(grep -h -c 'authentication refused' "$T/az-a"/urbd.*.log | awk '{s += $1} END {print s}')
+log "a's log: $refusals 'authentication refused' lines; '$line'"
+[ "$n" -ge 1 ] || fail "no repeated attempt counted: $line"
+# the first failure, the one that came with the summary, at most one more
+# (its attempt may be underway): not one per attempt
+[ "$refusals" -le 3 ] || fail "a logged $refusals refusals: every attempt, not a summary"
+
+pass "c with the wrong secret refused by a and b; a+b replicate with quorum; repeats summed up in the log"
