@@ -36,7 +36,7 @@ struct ctl {
 	const char *replicas, *uuid, *ack, *on_no_quorum, *bitmap_grain;
 	int local_id;             /* -1: not given */
 	/* volume verify */
-	const char *region;
+	const char *region, *rate;
 	bool repair, no_wait;
 	/* membership */
 	bool join, replace;

@@ -214,6 +214,7 @@ struct json_object *ctl_json_volume(const Urbd__V1__Volume *v)
 				add_str(vo, "state", vf->state);
 				add_str(vo, "error", vf->error);
 				add_u64(vo, "region_bytes", vf->region_bytes);
+				add_u64(vo, "rate_bytes", vf->rate_bytes);
 				json_object_object_add(vo, "repair", json_object_new_boolean(vf->repair));
 				add_u64(vo, "total_bytes", vf->total_bytes);
 				add_u64(vo, "done_bytes", vf->done_bytes);

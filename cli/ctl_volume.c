@@ -97,12 +97,18 @@ static void resync_text(const Urbd__V1__Peer *p, char *buf, size_t len)
 static void print_verify(const Urbd__V1__Replication *r, FILE *f)
 {
 	const Urbd__V1__Verify *vf = r->verify;
-	char a[32], b[32], rg[32];
+	char a[32], b[32], rg[32], rt[48] = "no rate limit";
 
-	fprintf(f, "Verify:        %s, %s of %s in %s regions, %.1fs%s%s%s\n", vf->state,
+	if (vf->rate_bytes) {
+		char sz[32];
+
+		snprintf(rt, sizeof(rt), "at most %s/s",
+			 urbd_format_size(vf->rate_bytes, sz, sizeof(sz)));
+	}
+	fprintf(f, "Verify:        %s, %s of %s in %s regions, %.1fs, %s%s%s%s\n", vf->state,
 		urbd_format_size(vf->done_bytes, a, sizeof(a)),
 		urbd_format_size(vf->total_bytes, b, sizeof(b)),
-		urbd_format_size(vf->region_bytes, rg, sizeof(rg)), vf->elapsed_ns / 1e9,
+		urbd_format_size(vf->region_bytes, rg, sizeof(rg)), vf->elapsed_ns / 1e9, rt,
 		vf->repair ? ", repairing" : "", vf->error[0] ? ": " : "", vf->error);
 	for (size_t i = 0; i < r->n_peers; i++) {
 		const Urbd__V1__Peer *p = r->peers[i];
@@ -549,8 +555,8 @@ static int volume_verify(struct ctl *c, int argc, char **argv)
 	const Urbd__V1__Replication *r;
 	int ret;
 
-	if ((ret = need_args(argc, 1, "volume verify NAME [--region SIZE] [--repair] "
-			     "[--no-wait]")))
+	if ((ret = need_args(argc, 1, "volume verify NAME [--region SIZE] [--rate SIZE] "
+			     "[--repair] [--no-wait]")))
 		return ret;
 	if (c->region) {
 		uint64_t v;
@@ -560,6 +566,14 @@ static int volume_verify(struct ctl *c, int argc, char **argv)
 			return ctl_usage_error("--region '%s': a power of two from 4K to 1M",
 					       c->region);
 		req.region_bytes = (uint32_t)v;
+	}
+	if (c->rate) {
+		uint64_t v;
+
+		/* the daemon checks it too (REPL_VERIFY_RATE_MIN/MAX) */
+		if (urbd_parse_size(c->rate, &v) || v < (1ull << 20) || v > (1ull << 40))
+			return ctl_usage_error("--rate '%s': bytes per second, 1M..1T", c->rate);
+		req.rate_bytes = v;
 	}
 	req.name = argv[0];
 	req.repair = c->repair;

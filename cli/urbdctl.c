@@ -44,6 +44,8 @@ static const char usage_text[] =
 	"                                and reports differing regions\n"
 	"      --region SIZE             bytes per region, 4K..1M (default 1M)\n"
 	"      --repair                  resync differing regions from the primary\n"
+	"      --rate SIZE               read at most SIZE per second on each\n"
+	"                                replica, 1M..1T (default: the resync rate)\n"
 	"      --no-wait                 start it and return (result: volume status)\n"
 	"  volume list                   list volumes\n"
 	"  volume status NAME            show one volume in detail\n"
@@ -160,7 +162,7 @@ int ctl_call(struct ctl *c, const char *method, const ProtobufCMessage *req,
 
 enum { OPT_TLS_CERT = 256, OPT_TLS_KEY, OPT_TLS_CA, OPT_TLS_NAME, OPT_REPLICAS,
        OPT_LOCAL_ID, OPT_UUID, OPT_ACK, OPT_NOQ, OPT_REGION, OPT_REPAIR, OPT_NO_WAIT,
-       OPT_JOIN, OPT_REPLACE, OPT_GRAIN };
+       OPT_JOIN, OPT_REPLACE, OPT_GRAIN, OPT_RATE };
 
 static const struct option long_opts[] = {
 	{ "socket", required_argument, NULL, 's' },
@@ -176,6 +178,7 @@ static const struct option long_opts[] = {
 	{ "on-no-quorum", required_argument, NULL, OPT_NOQ },
 	{ "region", required_argument, NULL, OPT_REGION },
 	{ "repair", no_argument, NULL, OPT_REPAIR },
+	{ "rate", required_argument, NULL, OPT_RATE },
 	{ "no-wait", no_argument, NULL, OPT_NO_WAIT },
 	{ "join", no_argument, NULL, OPT_JOIN },
 	{ "replace", no_argument, NULL, OPT_REPLACE },
@@ -221,6 +224,7 @@ static int parse_options(struct ctl *c, int argc, char **argv,
 		case OPT_ACK: c->ack = optarg; break;
 		case OPT_NOQ: c->on_no_quorum = optarg; break;
 		case OPT_REGION: c->region = optarg; break;
+		case OPT_RATE: c->rate = optarg; break;
 		case OPT_REPAIR: c->repair = true; break;
 		case OPT_NO_WAIT: c->no_wait = true; break;
 		case OPT_JOIN: c->join = true; break;

@@ -168,6 +168,7 @@ static Urbd__V1__Replication *replication_pb(const struct repl_vol_status *st)
 		urbd__v1__verify__init(v);
 		r->verify = v;
 		v->region_bytes = st->verify.region;
+		v->rate_bytes = st->verify.rate;
 		v->repair = st->verify.repair;
 		v->total_bytes = st->verify.total;
 		v->done_bytes = st->verify.done;
@@ -605,8 +606,14 @@ static grpc_status_code verify_volume(void *ctx, const ProtobufCMessage *req,
 			 "1048576", r->region_bytes);
 		return GRPC_STATUS_INVALID_ARGUMENT;
 	}
+	if (r->rate_bytes && (r->rate_bytes < REPL_VERIFY_RATE_MIN || r->rate_bytes > REPL_VERIFY_RATE_MAX)) {
+		snprintf(err, errlen, "rate_bytes %llu is outside 1 MiB/s .. 1 TiB/s (0: the "
+			 "volume's resync rate)", (unsigned long long)r->rate_bytes);
+		return GRPC_STATUS_INVALID_ARGUMENT;
+	}
 	return role_call(s, r->name,
-			 volmgr_verify(s->m, r->name, r->region_bytes, r->repair, why, sizeof(why)),
+			 volmgr_verify(s->m, r->name, r->region_bytes, r->rate_bytes, r->repair, why,
+					       sizeof(why)),
 			 why, &urbd__v1__verify_volume_response__descriptor, resp, err, errlen);
 }
 

@@ -428,9 +428,9 @@ static struct vm_entry *find_replicated(struct volmgr *m, const char *name, int 
 
 enum role_op { ROLE_PROMOTE, ROLE_DEMOTE, ROLE_DISCARD, ROLE_VERIFY };
 
-/* force: promote --force and verify --repair; region: verify */
+/* force: promote --force and verify --repair; region, rate: verify */
 static int role_change(struct volmgr *m, const char *name, enum role_op op, bool force,
-		       uint32_t region, char *err, size_t errlen)
+		       uint32_t region, uint64_t rate, char *err, size_t errlen)
 {
 	struct vm_entry *e;
 	int ret;
@@ -442,7 +442,7 @@ static int role_change(struct volmgr *m, const char *name, enum role_op op, bool
 	else if (e && op == ROLE_DEMOTE)
 		ret = repl_vol_demote_sync(e->rv, err, errlen);
 	else if (e && op == ROLE_VERIFY)
-		ret = repl_vol_verify_sync(e->rv, region, force, err, errlen);
+		ret = repl_vol_verify_sync(e->rv, region, rate, force, err, errlen);
 	else if (e)
 		ret = repl_vol_discard_sync(e->rv, err, errlen);
 	pthread_mutex_unlock(&m->lock);
@@ -473,25 +473,25 @@ int volmgr_set_replica(struct volmgr *m, const char *name, uint32_t id,
 	return ret;
 }
 
-int volmgr_verify(struct volmgr *m, const char *name, uint32_t region, bool repair, char *err,
-		  size_t errlen)
+int volmgr_verify(struct volmgr *m, const char *name, uint32_t region, uint64_t rate,
+		  bool repair, char *err, size_t errlen)
 {
-	return role_change(m, name, ROLE_VERIFY, repair, region, err, errlen);
+	return role_change(m, name, ROLE_VERIFY, repair, region, rate, err, errlen);
 }
 
 int volmgr_promote(struct volmgr *m, const char *name, bool force, char *err, size_t errlen)
 {
-	return role_change(m, name, ROLE_PROMOTE, force, 0, err, errlen);
+	return role_change(m, name, ROLE_PROMOTE, force, 0, 0, err, errlen);
 }
 
 int volmgr_demote(struct volmgr *m, const char *name, char *err, size_t errlen)
 {
-	return role_change(m, name, ROLE_DEMOTE, false, 0, err, errlen);
+	return role_change(m, name, ROLE_DEMOTE, false, 0, 0, err, errlen);
 }
 
 int volmgr_discard_my_data(struct volmgr *m, const char *name, char *err, size_t errlen)
 {
-	return role_change(m, name, ROLE_DISCARD, false, 0, err, errlen);
+	return role_change(m, name, ROLE_DISCARD, false, 0, 0, err, errlen);
 }
 
 struct adopt_arg {

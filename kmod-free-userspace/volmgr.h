@@ -86,8 +86,8 @@ int volmgr_promote(struct volmgr *m, const char *name, bool force, char *err, si
 int volmgr_demote(struct volmgr *m, const char *name, char *err, size_t errlen);
 int volmgr_discard_my_data(struct volmgr *m, const char *name, char *err, size_t errlen);
 /* online verify of a replicated volume (repl_vol_verify_sync) */
-int volmgr_verify(struct volmgr *m, const char *name, uint32_t region, bool repair, char *err,
-		  size_t errlen);
+int volmgr_verify(struct volmgr *m, const char *name, uint32_t region, uint64_t rate,
+		  bool repair, char *err, size_t errlen);
 /* force: disconnect frontend clients first instead of failing with -EBUSY */
 int volmgr_delete(struct volmgr *m, const char *name, bool force,
 		  char *err, size_t errlen);

@@ -55,6 +55,8 @@ struct vreq {
 struct repl_verify {
 	bool running, repair, was_primary, waiting;
 	uint32_t region;
+	uint64_t rate;              /* bytes/s, 0: unlimited */
+	int64_t tokens;             /* what may be read now (a token bucket) */
 	uint64_t cursor, total, done, started_ns, ns;
 	uint32_t peers;             /* still compared in this run */
 	uint32_t included;          /* compared at the start */
@@ -263,7 +265,7 @@ static void pump(struct repl_vol *rv)
 	struct repl_verify *vf = rv->verify;
 	struct vol_backend *local = rv->b.next;
 
-	while (vf->running && vf->inflight < VERIFY_DEPTH) {
+	while (vf->running && vf->inflight < VERIFY_DEPTH && (!vf->rate || vf->tokens > 0)) {
 		uint64_t len;
 		struct vreq *q;
 		struct repl_msg m = { .type = REPL_MSG_VERIFY_REQ };
@@ -330,6 +332,7 @@ static void pump(struct repl_vol *rv)
 		vf->reqs = q;
 		vf->inflight++;
 		vf->cursor += len;
+		vf->tokens -= (int64_t)len;
 		local->ops->submit(local, &q->rd);
 	}
 }
@@ -340,8 +343,24 @@ void repl_verify_pump(struct repl_vol *rv)
 		pump(rv);
 }
 
-int repl_verify_start(struct repl_vol *rv, uint32_t region, bool repair, char *err,
-		      size_t errlen)
+void repl_verify_tick(struct repl_vol *rv, unsigned ms)
+{
+	struct repl_verify *vf = rv->verify;
+
+	if (!vf || !vf->running)
+		return;
+	if (vf->rate) {
+		int64_t add = (int64_t)(vf->rate * ms / 1000);
+
+		/* at most one tick of burst; a region larger than that runs
+		 * the bucket into debt, so the rate holds on average */
+		vf->tokens = MIN(vf->tokens + add, add);
+	}
+	pump(rv);
+}
+
+int repl_verify_start(struct repl_vol *rv, uint32_t region, uint64_t rate, bool repair,
+		      char *err, size_t errlen)
 {
 	struct repl_verify *vf = rv->verify;
 	uint32_t peers = 0;
@@ -397,6 +416,8 @@ int repl_verify_start(struct repl_vol *rv, uint32_t region, bool repair, char *e
 	vf->repair = repair;
 	vf->was_primary = rv->role == REPL_ROLE_PRIMARY;
 	vf->region = region;
+	vf->rate = rate ? rate : rv->resync_rate;
+	vf->tokens = (int64_t)(vf->rate / 5); /* a first tick's worth */
 	vf->total = rv->v->size;
 	vf->started_ns = now_ns();
 	vf->peers = vf->included = peers;
@@ -405,9 +426,10 @@ int repl_verify_start(struct repl_vol *rv, uint32_t region, bool repair, char *e
 			vf->conn[i] = rv->peers[i].conn;
 		memcpy(vf->note[i], skipped[i], sizeof(vf->note[i]));
 	}
-	log_info("repl", "%s: verify of %llu bytes in %u-byte regions against %u peer(s)%s",
-		 vname(rv), (unsigned long long)vf->total, region, __builtin_popcount(peers),
-		 repair ? ", repairing differences" : "");
+	log_info("repl", "%s: verify of %llu bytes in %u-byte regions against %u peer(s), "
+		 "reading at most %llu bytes/s (0: no limit)%s", vname(rv),
+		 (unsigned long long)vf->total, region, __builtin_popcount(peers),
+		 (unsigned long long)vf->rate, repair ? ", repairing differences" : "");
 	pump(rv);
 	repl_vol_publish(rv);
 	return 0;
@@ -514,6 +536,7 @@ void repl_verify_status(const struct repl_vol *rv, struct repl_vol_status *st)
 	snprintf(vs->state, sizeof(vs->state), "%s",
 		 vf->running ? "running" : vf->error[0] ? "failed" : "done");
 	vs->region = vf->region;
+	vs->rate = vf->rate;
 	vs->repair = vf->repair;
 	vs->total = vf->total;
 	vs->done = vf->done;

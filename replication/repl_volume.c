@@ -1616,7 +1616,7 @@ static void timer_done(struct reactor_op *op, int res)
 			try_connect(rv, p);
 	}
 	repl_resync_tick(rv, TIMER_MS);
-	repl_verify_pump(rv);
+	repl_verify_tick(rv, TIMER_MS);
 	repl_actlog_tick(rv);
 	repl_bmstore_tick(rv);
 	repl_vol_publish(rv);
@@ -1719,6 +1719,7 @@ struct ctl_arg {
 	bool replace, apply;
 	struct repl_config *out;
 	uint32_t region;            /* verify */
+	uint64_t rate;
 	uint64_t size;              /* resize */
 	char *err;
 	size_t errlen;
@@ -2063,14 +2064,14 @@ static int verify_on_reactor(void *arg)
 {
 	struct ctl_arg *a = arg;
 
-	return repl_verify_start(a->rv, a->region, a->force, a->err, a->errlen);
+	return repl_verify_start(a->rv, a->region, a->rate, a->force, a->err, a->errlen);
 }
 
-int repl_vol_verify_sync(struct repl_vol *rv, uint32_t region, bool repair, char *err,
-			 size_t errlen)
+int repl_vol_verify_sync(struct repl_vol *rv, uint32_t region, uint64_t rate, bool repair,
+			 char *err, size_t errlen)
 {
-	struct ctl_arg a = { .rv = rv, .region = region, .force = repair, .err = err,
-			     .errlen = errlen };
+	struct ctl_arg a = { .rv = rv, .region = region, .rate = rate, .force = repair,
+			     .err = err, .errlen = errlen };
 
 	return reactor_call(rv->b.r, verify_on_reactor, &a);
 }

@@ -61,6 +61,7 @@ struct repl_verify_status {
 	char state[16];            /* "" never run, running, done, failed */
 	char error[160];           /* why it failed */
 	uint32_t region;           /* bytes per compared region */
+	uint64_t rate;             /* its read limit, bytes/s; 0: none */
 	bool repair;
 	uint64_t total, done, ns;
 };
@@ -98,9 +99,13 @@ int repl_vol_discard_sync(struct repl_vol *rv, char *err, size_t errlen);
  * result is in the status. region 0: 1 MiB. repair (primary only): the
  * differing regions are resynced from here afterwards. -EBUSY running
  * already or another member is primary, -EAGAIN no peer to compare with,
- * -ESTALE this member is not up to date, -EINVAL bad region. */
-int repl_vol_verify_sync(struct repl_vol *rv, uint32_t region, bool repair, char *err,
-			 size_t errlen);
+ * -ESTALE this member is not up to date, -EINVAL bad region. rate: the
+ * run's read limit in bytes/s per replica (0: the volume's resync rate,
+ * URBD_RESYNC_RATE_MB; the same token bucket logic, its own bucket). */
+#define REPL_VERIFY_RATE_MIN (1ull << 20)
+#define REPL_VERIFY_RATE_MAX (1ull << 40)
+int repl_vol_verify_sync(struct repl_vol *rv, uint32_t region, uint64_t rate, bool repair,
+			 char *err, size_t errlen);
 /* Membership (on every current member): member id gets m (add; replace:
  * a new node in a taken slot, which forgets everything about the old
  * one), or m NULL (remove). apply false only checks and fills *out with

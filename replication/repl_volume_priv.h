@@ -264,12 +264,15 @@ int repl_read_serve(struct repl_vol *rv, struct repl_peer *p, struct repl_conn *
 
 /* repl_verify.c */
 #define REPL_VERIFY_REGION_DEFAULT (1u << 20)
-int repl_verify_start(struct repl_vol *rv, uint32_t region, bool repair, char *err,
-		      size_t errlen);
+/* rate: bytes/s read per replica, 0: the volume's resync rate */
+int repl_verify_start(struct repl_vol *rv, uint32_t region, uint64_t rate, bool repair,
+		      char *err, size_t errlen);
 /* a region in flight, or waiting for its turn, overlaps: the write waits */
 bool repl_verify_overlaps(struct repl_vol *rv, uint64_t off, uint64_t len);
 unsigned repl_verify_inflight(const struct repl_vol *rv);
 void repl_verify_pump(struct repl_vol *rv);
+/* the timer: the rate's tokens, then pump */
+void repl_verify_tick(struct repl_vol *rv, unsigned ms);
 void repl_verify_peer_gone(struct repl_vol *rv, struct repl_peer *p);
 int repl_verify_on_reply(struct repl_vol *rv, struct repl_peer *p, const struct repl_msg *m,
 			 char *why, size_t whylen);

@@ -2,6 +2,7 @@
 # Online verify (`urbdctl volume verify`): the primary compares its data
 # with every up-to-date peer's by SHA-256 digests of regions.
 #   - identical replicas verify clean, also while the checker writes
+#     and at a --rate that makes it take its time
 #     through the primary (no false differences from writes in flight)
 #   - a 4 KiB block corrupted behind urbd's back in c's data file and
 #     another in b's are found: exactly those regions, per peer, exit 6
@@ -27,6 +28,19 @@ wait_until 5 no_pending a
 out=$(ctl a volume verify "$VOL" 2>&1) || fail "verify of identical replicas exited $?: $out"
 [ "$(grep -c 'identical' <<<"$out")" = 2 ] || fail "verify did not report both peers identical: $out"
 log "clean verify: $(head -n 1 <<<"$out")"
+t_free=$(ctl a --json volume status "$VOL" | "$PY" -c 'import json,sys; v=json.load(sys.stdin)["replication"]["verify"]; print(v["elapsed_ns"])')
+
+# a rate limit: 64 MiB at 32 MiB/s takes at least 1.8 s (one 200 ms tick
+# of burst up front), whatever the disk could do
+js=$(ctl a --json volume verify "$VOL" --rate 32M) || fail "verify --rate 32M exited $?"
+read -r rate el <<<"$("$PY" -c 'import json,sys; v=json.load(sys.stdin)["replication"]["verify"]; print(v["rate_bytes"], v["elapsed_ns"])' <<<"$js")"
+[ "$rate" = $((32 << 20)) ] || fail "verify --rate 32M ran with rate_bytes $rate"
+[ "$el" -ge 1700000000 ] || fail "verify --rate 32M of 64 MiB took only $el ns"
+grep -q 'at most 32.0 MiB/s' <<<"$(ctl a volume status "$VOL")" || fail "status does not show the verify's rate"
+rc=0
+out=$(ctl a volume verify "$VOL" --rate 100K 2>&1) || rc=$?
+[ "$rc" = 2 ] || fail "verify --rate 100K exited $rc, want 2 (usage): $out"
+log "verify rate limit: 64 MiB in $((el / 1000000)) ms at --rate 32M ($((t_free / 1000000)) ms at the default rate)"
 
 # under load: regions wait for the writes in flight and writes for them.
 # The checker's 4 MiB are hot enough that without that ordering about one

@@ -305,8 +305,8 @@ int volmgr_set_replica(struct volmgr *m, const char *name, uint32_t id,
 }
 
 /* verify: the fake "runs" one and reports a difference on the first peer */
-int volmgr_verify(struct volmgr *m, const char *name, uint32_t region, bool repair, char *err,
-		  size_t errlen)
+int volmgr_verify(struct volmgr *m, const char *name, uint32_t region, uint64_t rate,
+		  bool repair, char *err, size_t errlen)
 {
 	struct volume_info *v;
 	int ret = injected(err, errlen);
@@ -324,6 +324,7 @@ int volmgr_verify(struct volmgr *m, const char *name, uint32_t region, bool repa
 	snprintf(v->repl.verify.state, sizeof(v->repl.verify.state), "running");
 	v->repl.verify.region = region ? region : 1u << 20;
 	v->repl.verify.repair = repair;
+	v->repl.verify.rate = rate ? rate : 250ull << 20;
 	v->repl.verify.total = v->size;
 	v->repl.peers[0].verify_in = true;
 	v->repl.peers[0].verify_differing = v->repl.verify.region;
@@ -849,8 +850,16 @@ static void test_replication_calls(void **state)
 		vreq.region_bytes = 2u << 20; /* too large */
 		assert_int_equal(CALL("VerifyVolume", &vreq, verify_volume_response, &vresp),
 				 GRPC_STATUS_INVALID_ARGUMENT);
-		assert_int_equal(fake.calls, before); /* refused before volmgr */
 		vreq.region_bytes = 65536;
+		vreq.rate_bytes = (1u << 20) - 1; /* below 1 MiB/s */
+		assert_int_equal(CALL("VerifyVolume", &vreq, verify_volume_response, &vresp),
+				 GRPC_STATUS_INVALID_ARGUMENT);
+		assert_non_null(strstr(err, "rate_bytes 1048575"));
+		vreq.rate_bytes = (1ull << 40) + 1; /* above 1 TiB/s */
+		assert_int_equal(CALL("VerifyVolume", &vreq, verify_volume_response, &vresp),
+				 GRPC_STATUS_INVALID_ARGUMENT);
+		assert_int_equal(fake.calls, before); /* refused before volmgr */
+		vreq.rate_bytes = 32u << 20;
 		vreq.repair = true;
 		assert_int_equal(CALL("VerifyVolume", &vreq, verify_volume_response, &vresp),
 				 GRPC_STATUS_OK);
@@ -858,6 +867,7 @@ static void test_replication_calls(void **state)
 		assert_non_null(vf);
 		assert_string_equal(vf->state, "running");
 		assert_int_equal(vf->region_bytes, 65536);
+		assert_int_equal(vf->rate_bytes, 32u << 20); /* passed through */
 		assert_true(vf->repair);
 		assert_int_equal(vf->total_bytes, vresp->volume->size_bytes);
 		p0 = vresp->volume->replication->peers[0];
