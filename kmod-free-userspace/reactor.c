@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "iobuf.h"
@@ -25,6 +26,7 @@ struct reactor {
 	int id;
 	pthread_t thread;
 	bool started;
+	bool disabled; /* created IORING_SETUP_R_DISABLED: the thread enables it */
 	bool stopping; /* loop thread only */
 	unsigned inflight;
 
@@ -300,6 +302,17 @@ static void *reactor_thread(void *arg)
 	struct reactor *r = arg;
 
 	current = r;
+	if (r->disabled) {
+		/* this thread becomes the ring's single issuer. A raw
+		 * io_uring_register: Debian 12's liburing 2.3 declares
+		 * io_uring_enable_rings but does not export it */
+		if (syscall(__NR_io_uring_register, r->ring.ring_fd, IORING_REGISTER_ENABLE_RINGS,
+			    NULL, 0) < 0) {
+			log_err("reactor", "r%d: enabling the ring: %m", r->id);
+			abort();
+		}
+		r->disabled = false;
+	}
 	arm_eventfd(r);
 	/* After a stop request, keep turning until everything in flight has
 	 * completed so no callback is left pointing at freed memory. */
@@ -323,7 +336,7 @@ static void *reactor_thread(void *arg)
 struct reactor *reactor_new(int id, unsigned entries)
 {
 	struct reactor *r = calloc(1, sizeof(*r));
-	struct io_uring_params p = { 0 };
+	struct io_uring_params p;
 	int ret;
 
 	if (!r)
@@ -335,10 +348,30 @@ struct reactor *reactor_new(int id, unsigned entries)
 	if (r->efd < 0)
 		goto fail;
 	/* The CQ is twice the SQ by default; socket-heavy loads complete more
-	 * than they submit per turn, so give it more room. */
-	p.flags = IORING_SETUP_CQSIZE;
-	p.cq_entries = entries * 4;
-	ret = io_uring_queue_init_params(entries, &r->ring, &p);
+	 * than they submit per turn, so give it more room.
+	 * Only the reactor's thread submits (other threads post to its
+	 * mailbox), so the ring is single-issuer and its completion work runs
+	 * deferred, in that thread's io_uring_enter, not as task work that
+	 * interrupts it wherever it is (DEFER_TASKRUN, Linux 6.1). The ring
+	 * starts disabled: the thread that enables it (reactor_thread) is its
+	 * one submitter. Older kernels refuse the flags (-EINVAL): then
+	 * cooperative task work (5.19), then neither. */
+	static const unsigned tries[] = {
+		IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_R_DISABLED,
+		IORING_SETUP_COOP_TASKRUN,
+		0,
+	};
+	const char *plain = getenv("URBD_RING_PLAIN"); /* 1: the plain ring, for A/B benches */
+
+	ret = -EINVAL;
+	for (unsigned i = plain && *plain == '1' ? ARRAY_SIZE(tries) - 1 : 0;
+	     i < ARRAY_SIZE(tries) && ret == -EINVAL; i++) {
+		memset(&p, 0, sizeof(p));
+		p.flags = IORING_SETUP_CQSIZE | tries[i];
+		p.cq_entries = entries * 4;
+		ret = io_uring_queue_init_params(entries, &r->ring, &p);
+	}
+	r->disabled = ret >= 0 && (p.flags & IORING_SETUP_R_DISABLED);
 	if (ret < 0) {
 		errno = -ret;
 		log_err("reactor", "r%d: io_uring_queue_init: %s", id,
