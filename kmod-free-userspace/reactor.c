@@ -27,6 +27,9 @@ struct reactor {
 	pthread_t thread;
 	bool started;
 	bool disabled; /* created IORING_SETUP_R_DISABLED: the thread enables it */
+	bool single_issuer; /* its submitter is the thread that enabled it... */
+	bool enabled_once;  /* ...which ran: a restart needs a new ring */
+	unsigned entries;
 	bool stopping; /* loop thread only */
 	unsigned inflight;
 
@@ -312,6 +315,7 @@ static void *reactor_thread(void *arg)
 			abort();
 		}
 		r->disabled = false;
+		r->enabled_once = true;
 	}
 	arm_eventfd(r);
 	/* After a stop request, keep turning until everything in flight has
@@ -333,49 +337,60 @@ static void *reactor_thread(void *arg)
 	return NULL;
 }
 
-struct reactor *reactor_new(int id, unsigned entries)
+/* The CQ is twice the SQ by default; socket-heavy loads complete more
+ * than they submit per turn, so give it more room.
+ * Only the reactor's thread submits (other threads post to its mailbox),
+ * so the ring is single-issuer and its completion work runs deferred, in
+ * that thread's io_uring_enter, not as task work that interrupts it
+ * wherever it is (DEFER_TASKRUN, Linux 6.1). The ring starts disabled:
+ * the thread that enables it (reactor_thread) is its one submitter. Older
+ * kernels refuse the flags (-EINVAL): then cooperative task work (5.19),
+ * then neither. */
+static int ring_init(struct reactor *r)
 {
-	struct reactor *r = calloc(1, sizeof(*r));
-	struct io_uring_params p;
-	int ret;
-
-	if (!r)
-		return NULL;
-	r->id = id;
-	r->tail = &r->head;
-	pthread_mutex_init(&r->lock, NULL);
-	r->efd = eventfd(0, EFD_CLOEXEC);
-	if (r->efd < 0)
-		goto fail;
-	/* The CQ is twice the SQ by default; socket-heavy loads complete more
-	 * than they submit per turn, so give it more room.
-	 * Only the reactor's thread submits (other threads post to its
-	 * mailbox), so the ring is single-issuer and its completion work runs
-	 * deferred, in that thread's io_uring_enter, not as task work that
-	 * interrupts it wherever it is (DEFER_TASKRUN, Linux 6.1). The ring
-	 * starts disabled: the thread that enables it (reactor_thread) is its
-	 * one submitter. Older kernels refuse the flags (-EINVAL): then
-	 * cooperative task work (5.19), then neither. */
 	static const unsigned tries[] = {
 		IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_R_DISABLED,
 		IORING_SETUP_COOP_TASKRUN,
 		0,
 	};
 	const char *plain = getenv("URBD_RING_PLAIN"); /* 1: the plain ring, for A/B benches */
+	struct io_uring_params p;
+	int ret = -EINVAL;
 
-	ret = -EINVAL;
 	for (unsigned i = plain && *plain == '1' ? ARRAY_SIZE(tries) - 1 : 0;
 	     i < ARRAY_SIZE(tries) && ret == -EINVAL; i++) {
 		memset(&p, 0, sizeof(p));
 		p.flags = IORING_SETUP_CQSIZE | tries[i];
-		p.cq_entries = entries * 4;
-		ret = io_uring_queue_init_params(entries, &r->ring, &p);
+		p.cq_entries = r->entries * 4;
+		ret = io_uring_queue_init_params(r->entries, &r->ring, &p);
 	}
-	r->disabled = ret >= 0 && (p.flags & IORING_SETUP_R_DISABLED);
+	if (ret < 0) {
+		log_err("reactor", "r%d: io_uring_queue_init: %s", r->id, strerror(-ret));
+		return ret;
+	}
+	r->disabled = (p.flags & IORING_SETUP_R_DISABLED) != 0;
+	r->single_issuer = (p.flags & IORING_SETUP_SINGLE_ISSUER) != 0;
+	r->enabled_once = false;
+	return 0;
+}
+
+struct reactor *reactor_new(int id, unsigned entries)
+{
+	struct reactor *r = calloc(1, sizeof(*r));
+	int ret;
+
+	if (!r)
+		return NULL;
+	r->id = id;
+	r->entries = entries;
+	r->tail = &r->head;
+	pthread_mutex_init(&r->lock, NULL);
+	r->efd = eventfd(0, EFD_CLOEXEC);
+	if (r->efd < 0)
+		goto fail;
+	ret = ring_init(r);
 	if (ret < 0) {
 		errno = -ret;
-		log_err("reactor", "r%d: io_uring_queue_init: %s", id,
-			strerror(-ret));
 		close(r->efd);
 		goto fail;
 	}
@@ -388,7 +403,18 @@ fail:
 
 int reactor_start(struct reactor *r)
 {
-	int ret = pthread_create(&r->thread, NULL, reactor_thread, r);
+	int ret;
+
+	/* a stopped reactor started again: its ring belongs to the thread
+	 * that is gone (nothing is in flight after a stop) */
+	if (r->single_issuer && r->enabled_once) {
+		io_uring_queue_exit(&r->ring);
+		ret = ring_init(r);
+		if (ret < 0)
+			return ret;
+	}
+	r->stopping = false; /* a restart: the last stop's flag would end it at once */
+	ret = pthread_create(&r->thread, NULL, reactor_thread, r);
 
 	if (ret)
 		return -ret;
