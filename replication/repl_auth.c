@@ -171,13 +171,12 @@ static int refuse(struct repl_auth *a, int err, uint32_t reason, const char *why
 	return err;
 }
 
-int repl_auth_start(struct repl_auth *a, const struct repl_secret *secret,
+int repl_auth_start(struct repl_auth *a, bool quiet, const struct repl_secret *secret,
 		    uint32_t own_id, uint32_t expected_peer,
 		    const uint8_t nonce[REPL_NONCE_LEN], const char *peer_name,
 		    struct repl_msg *challenge)
 {
 	static const uint8_t zeroes[REPL_NONCE_LEN];
-	bool quiet = a->quiet;
 
 	memset(a, 0, sizeof(*a));
 	a->quiet = quiet;

@@ -58,7 +58,7 @@ struct repl_auth {
 	const char *why;
 	bool quiet;                       /* a refusal logs at debug level (the same
 					   * failure again: its owner counts them);
-					   * kept by repl_auth_start */
+					   * set by repl_auth_start */
 };
 
 const char *repl_auth_state_name(enum repl_auth_state st);
@@ -68,7 +68,7 @@ int repl_auth_random_nonce(uint8_t nonce[REPL_NONCE_LEN]);
 
 /* Sets up the exchange and fills *challenge (an AUTH_CHALLENGE to send).
  * -EINVAL for an empty secret or an all-zero nonce. */
-int repl_auth_start(struct repl_auth *a, const struct repl_secret *secret,
+int repl_auth_start(struct repl_auth *a, bool quiet, const struct repl_secret *secret,
 		    uint32_t own_id, uint32_t expected_peer,
 		    const uint8_t nonce[REPL_NONCE_LEN], const char *peer_name,
 		    struct repl_msg *challenge);

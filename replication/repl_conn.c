@@ -365,7 +365,7 @@ static int start_auth(struct repl_conn *c, const struct repl_features *peer)
 		return -EPROTO;
 	}
 	if (repl_auth_random_nonce(nonce) ||
-	    repl_auth_start(&c->auth, c->secret, c->local_id, c->peer_id, nonce, c->name,
+	    repl_auth_start(&c->auth, c->quiet, c->secret, c->local_id, c->peer_id, nonce, c->name,
 			    &out)) {
 		repl_conn_close(c, REPL_REASON_AUTH_FAILED, "cannot start authentication");
 		return -EIO;

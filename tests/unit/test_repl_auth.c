@@ -73,8 +73,8 @@ static void start_pair(struct pair *p, const struct repl_secret *sa,
 
 	nonce_fill(na, seed);
 	nonce_fill(nb, (uint8_t)(seed + 100));
-	assert_int_equal(repl_auth_start(&p->a, sa, 1, 2, na, "node-b", &p->ca), 0);
-	assert_int_equal(repl_auth_start(&p->b, sb, 2, REPL_AUTH_ANY_PEER, nb, "node-a", &p->cb), 0);
+	assert_int_equal(repl_auth_start(&p->a, false, sa, 1, 2, na, "node-b", &p->ca), 0);
+	assert_int_equal(repl_auth_start(&p->b, false, sb, 2, REPL_AUTH_ANY_PEER, nb, "node-a", &p->cb), 0);
 	assert_int_equal(p->a.state, REPL_AUTH_WAIT_CHALLENGE);
 	assert_int_equal(p->ca.type, REPL_MSG_AUTH_CHALLENGE);
 }
@@ -183,8 +183,8 @@ static void test_cross_session_reflection_refused(void **state)
 
 	nonce_fill(n1, 10);
 	nonce_fill(n2, 20);
-	assert_int_equal(repl_auth_start(&s1, &secret_b, 2, REPL_AUTH_ANY_PEER, n1, "m1", &c1), 0);
-	assert_int_equal(repl_auth_start(&s2, &secret_b, 2, REPL_AUTH_ANY_PEER, n2, "m2", &c2), 0);
+	assert_int_equal(repl_auth_start(&s1, false, &secret_b, 2, REPL_AUTH_ANY_PEER, n1, "m1", &c1), 0);
+	assert_int_equal(repl_auth_start(&s2, false, &secret_b, 2, REPL_AUTH_ANY_PEER, n2, "m2", &c2), 0);
 	/* session 2: attacker (claiming id 1) sends b's session-1 nonce */
 	mchal = c1;
 	mchal.u.auth.node_id = 1;
@@ -263,11 +263,11 @@ static void test_start_errors(void **state)
 	struct repl_secret none = { 0 };
 	uint8_t n[REPL_NONCE_LEN] = { 0 };
 
-	assert_int_equal(repl_auth_start(&a, &secret_a, 1, 2, n, "x", &c), -EINVAL);
+	assert_int_equal(repl_auth_start(&a, false, &secret_a, 1, 2, n, "x", &c), -EINVAL);
 	nonce_fill(n, 1);
-	assert_int_equal(repl_auth_start(&a, &none, 1, 2, n, "x", &c), -EINVAL);
-	assert_int_equal(repl_auth_start(&a, NULL, 1, 2, n, "x", &c), -EINVAL);
-	assert_int_equal(repl_auth_start(&a, &secret_a, 1, 1, n, "x", &c), -EINVAL);
+	assert_int_equal(repl_auth_start(&a, false, &none, 1, 2, n, "x", &c), -EINVAL);
+	assert_int_equal(repl_auth_start(&a, false, NULL, 1, 2, n, "x", &c), -EINVAL);
+	assert_int_equal(repl_auth_start(&a, false, &secret_a, 1, 1, n, "x", &c), -EINVAL);
 	assert_int_equal(a.state, REPL_AUTH_FAILED);
 	assert_int_equal(repl_auth_random_nonce(n), 0);
 	assert_string_equal(repl_auth_state_name(REPL_AUTH_WAIT_OK), "wait-ok");
