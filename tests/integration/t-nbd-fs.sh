@@ -138,7 +138,10 @@ e2fsck -fn "$LOOP" >"$T/fsck.out" 2>&1 || {
 }
 
 # ---- xfs -------------------------------------------------------------------
-mkfs.xfs -q -f "$LOOP" || fail "mkfs.xfs failed"
+# the loop device may still be held for a moment after the umount and
+# e2fsck above (seen once: EBUSY on mkfs's exclusive open)
+_mkfs_xfs() { mkfs.xfs -q -f "$LOOP" 2>"$T/mkfs.err"; }
+wait_until 5 _mkfs_xfs || fail "mkfs.xfs failed: $(cat "$T/mkfs.err")"
 mount -t xfs "$LOOP" "$MNT" || fail "mount xfs failed"
 log "xfs: $(make_tree "$MNT/tree" 2)"
 sums "$MNT" >"$T/sums"
