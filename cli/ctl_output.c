@@ -165,6 +165,7 @@ struct json_object *ctl_json_volume(const Urbd__V1__Volume *v)
 		json_object_object_add(ro, "discard_my_data",
 				       json_object_new_boolean(r->discard_my_data));
 		json_object_object_add(ro, "forced", json_object_new_boolean(r->forced));
+		json_object_object_add(ro, "unconfirmed", json_object_new_boolean(r->unconfirmed));
 		json_object_object_add(ro, "bitmap_grain", json_object_new_int64(r->bitmap_grain));
 		for (size_t i = 0; i < r->n_peers; i++) {
 			const Urbd__V1__Peer *p = r->peers[i];
@@ -183,6 +184,7 @@ struct json_object *ctl_json_volume(const Urbd__V1__Volume *v)
 			add_u64(po, "pending", p->pending);
 			add_u64(po, "lag_ns", p->lag_ns);
 			json_object_object_add(po, "outdated", json_object_new_boolean(p->outdated));
+			json_object_object_add(po, "tracked", json_object_new_boolean(p->tracked));
 			add_u64(po, "bytes_sent", p->bytes_sent);
 			add_u64(po, "bytes_received", p->bytes_received);
 			json_object_object_add(po, "syncing", json_object_new_boolean(p->syncing));

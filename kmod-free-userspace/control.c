@@ -114,6 +114,7 @@ static Urbd__V1__Replication *replication_pb(const struct repl_vol_status *st)
 	r->writes_replicated = st->writes_replicated;
 	r->discard_my_data = st->discard_my_data;
 	r->forced = st->forced;
+	r->unconfirmed = st->unconfirmed;
 	r->bitmap_grain = st->bitmap_grain;
 	snprintf(gen, sizeof(gen), "%016llx", (unsigned long long)st->gen_current);
 	if (set_str(&r->role, st->role) || set_str(&r->disk_state, st->disk) ||
@@ -136,6 +137,7 @@ static Urbd__V1__Replication *replication_pb(const struct repl_vol_status *st)
 		p->pending = ps->pending;
 		p->lag_ns = ps->lag_ns;
 		p->outdated = ps->outdated;
+		p->tracked = ps->tracked;
 		p->bytes_sent = ps->bytes_out;
 		p->bytes_received = ps->bytes_in;
 		p->syncing = ps->syncing;

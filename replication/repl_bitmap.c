@@ -540,6 +540,23 @@ int repl_bitmap_export_chunk(const struct repl_dirty_bitmap *bm, uint64_t first_
 	return (int)(nw * 8);
 }
 
+int64_t repl_bitmap_or(struct repl_dirty_bitmap *dst, const struct repl_dirty_bitmap *src)
+{
+	int64_t newly = 0;
+
+	if (dst->size != src->size || dst->grain != src->grain)
+		return -EINVAL;
+	for (uint64_t w = 0; w < dst->nwords; w++) {
+		uint64_t add = src->words[w] & ~dst->words[w];
+
+		if (!add)
+			continue;
+		newly += __builtin_popcountll(add);
+		store_word(dst, w, dst->words[w] | add);
+	}
+	return newly;
+}
+
 int repl_bitmap_merge_chunk(struct repl_dirty_bitmap *bm, uint64_t first_bit,
 			    const uint8_t *buf, size_t len)
 {

@@ -156,6 +156,9 @@ void repl_bitmap_bit_range(const struct repl_dirty_bitmap *bm, uint64_t bit,
 
 void repl_bitmap_set_all(struct repl_dirty_bitmap *bm);
 void repl_bitmap_clear_all(struct repl_dirty_bitmap *bm);
+/* dst |= src: bits newly set in dst (their blocks become dirty), or
+ * -EINVAL (dst untouched) unless both have the same size and grain. */
+int64_t repl_bitmap_or(struct repl_dirty_bitmap *dst, const struct repl_dirty_bitmap *src);
 /* New size >= current (volumes only grow; -EINVAL otherwise). New bits are
  * clear; no block becomes dirty (blocks written before the resize still
  * decode: their total_bits is smaller). On -ENOMEM nothing changed. */

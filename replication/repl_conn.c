@@ -90,7 +90,7 @@ static struct repl_conn *conn_new(struct reactor *r, const uint8_t uuid[16],
 	c->local_features = (struct repl_features){
 		.proto_min = REPL_PROTO_MIN, .proto_max = REPL_PROTO_MAX,
 		.features = REPL_FEAT_TRIM | REPL_FEAT_WRITE_ZEROES | REPL_FEAT_VERIFY |
-			    REPL_FEAT_AL_EXTENTS,
+			    REPL_FEAT_AL_EXTENTS | REPL_FEAT_PEER_ACK,
 	};
 	repl_parser_init(&c->parser);
 	c->last_rx_ns = now_ns();
@@ -213,7 +213,7 @@ static void flush_tx(struct repl_conn *c)
 {
 	unsigned n = 0;
 
-	if (c->tx_pending || !c->txq || c->fd < 0)
+	if (c->tx_pending || c->corked || !c->txq || c->fd < 0)
 		return;
 	for (struct repl_tx *t = c->txq; t && n + 2 <= ARRAY_SIZE(c->iov); t = t->next) {
 		uint32_t off = t->off;
@@ -265,6 +265,17 @@ static void maybe_free(struct repl_conn *c)
 	repl_parser_free(&c->parser);
 	free(c->rxbuf);
 	free(c);
+}
+
+void repl_conn_cork(struct repl_conn *c)
+{
+	c->corked = true;
+}
+
+void repl_conn_uncork(struct repl_conn *c)
+{
+	c->corked = false;
+	flush_tx(c);
 }
 
 void repl_conn_set_quiet(struct repl_conn *c, bool quiet)

@@ -167,6 +167,9 @@ static int validate_bitmap(const struct repl_msg *m, const char **why)
 	end = b->first_bit + bits;
 	if ((b->flags & REPL_BM_F_LAST) && end != aligned_total)
 		BAD("last bitmap chunk does not end the bitmap");
+	if ((b->flags & REPL_BM_F_UNKNOWN) &&
+	    (!(b->flags & REPL_BM_F_LAST) || !zero(m->data, m->data_len)))
+		BAD("UNKNOWN bitmap chunk that is not a last, all-zero one");
 	if (end > b->total_bits) { /* the chunk holds the tail: padding bits zero */
 		uint64_t pad_from = b->total_bits - b->first_bit;
 
@@ -271,6 +274,20 @@ static int validate(const struct repl_msg *m, const char **why)
 		}
 		return 0;
 	}
+	case REPL_MSG_PEER_ACK:
+		if (m->u.peer_ack.count == 0 || m->u.peer_ack.count > REPL_MAX_PEER_ACKS)
+			BAD("peer-ack count out of range");
+		if (m->data_len != sizeof(struct repl_wire_peer_ack_entry) * m->u.peer_ack.count)
+			BAD("peer-ack count disagrees with the frame length");
+		for (uint32_t i = 0; i < m->u.peer_ack.count; i++) {
+			const struct repl_wire_peer_ack_entry *e = (const void *)(m->data + 16 * i);
+
+			if (!zero(&e->reserved, sizeof(e->reserved)))
+				BAD("peer-ack entry reserved field not zero");
+			if (be32_get(&e->peers) >> REPL_MAX_NODES)
+				BAD("peer-ack names a member id out of range");
+		}
+		return 0;
 	case REPL_MSG_VERIFY_REQ:
 		if (io->flags)
 			BAD("flags not allowed for this message");
@@ -557,6 +574,40 @@ static int x_al(const uint8_t *p, size_t len, struct repl_msg *m, const char **w
 	return 0;
 }
 
+static int x_peer_ack(const uint8_t *p, size_t len, struct repl_msg *m, const char **why)
+{
+	const struct repl_wire_peer_ack *w = (const void *)p;
+
+	if (!zero(&w->reserved, sizeof(w->reserved)))
+		BAD("reserved field not zero");
+	m->u.peer_ack.count = be32_get(&w->count);
+	return 0;
+}
+
+static void e_peer_ack(const struct repl_msg *m, uint8_t *p)
+{
+	struct repl_wire_peer_ack *w = (void *)p;
+
+	be32_set(&w->count, m->u.peer_ack.count);
+}
+
+void repl_peer_ack_entry(const struct repl_msg *m, uint32_t i, uint64_t *id, uint32_t *peers)
+{
+	const struct repl_wire_peer_ack_entry *e = (const void *)(m->data + 16 * i);
+
+	*id = be64_get(&e->id);
+	*peers = be32_get(&e->peers);
+}
+
+void repl_peer_ack_put(uint8_t *data, uint32_t i, uint64_t id, uint32_t peers)
+{
+	struct repl_wire_peer_ack_entry *e = (void *)(data + 16 * i);
+
+	be64_set(&e->id, id);
+	be32_set(&e->peers, peers);
+	memset(&e->reserved, 0, sizeof(e->reserved));
+}
+
 static void e_al(const struct repl_msg *m, uint8_t *p)
 {
 	struct repl_wire_al_extents *w = (void *)p;
@@ -629,6 +680,8 @@ static const struct msg_desc msg_table[REPL_MSG_TYPE_END] = {
 	D(REPL_MSG_WRITE_ZEROES, "WRITE_ZEROES", 24, 24, 24, x_range, e_range),
 	ACK(REPL_MSG_WRITE_ZEROES_ACK, "WRITE_ZEROES_ACK"),
 	D(REPL_MSG_BARRIER, "BARRIER", 8, 8, 8, x_u64, e_u64),
+	D(REPL_MSG_PEER_ACK, "PEER_ACK", 8 + 16, 8 + 16 * REPL_MAX_PEER_ACKS, 8, x_peer_ack,
+	  e_peer_ack),
 	ACK(REPL_MSG_BARRIER_ACK, "BARRIER_ACK"),
 	D(REPL_MSG_READ_REQ, "READ_REQ", 24, 24, 24, x_range, e_range),
 	D(REPL_MSG_READ_REPLY, "READ_REPLY", 24, 24 + REPL_MAX_DATA, 24, x_read_reply, e_read_reply),
@@ -666,7 +719,7 @@ static bool has_data(uint16_t type)
 {
 	return type == REPL_MSG_WRITE || type == REPL_MSG_RESYNC_DATA ||
 	       type == REPL_MSG_READ_REPLY || type == REPL_MSG_BITMAP ||
-	       type == REPL_MSG_AL_EXTENTS;
+	       type == REPL_MSG_AL_EXTENTS || type == REPL_MSG_PEER_ACK;
 }
 
 /* ---- header ------------------------------------------------------------- */

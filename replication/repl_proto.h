@@ -100,7 +100,10 @@ enum repl_msg_type {
 	/* 0x0006-0x000f reserved for the handshake (TLS upgrade, ...) */
 	/* -- state (0x0010-0x001f) -- */
 	REPL_MSG_STATE           = 0x0010, /* both: after AUTH_OK, and on every role/disk change */
-	REPL_MSG_BITMAP          = 0x0011, /* both: dirty-bitmap chunks before a resync */
+	REPL_MSG_BITMAP          = 0x0011, /* both: dirty-bitmap chunks. v1: a member that
+					    * lost its primary uncleanly names the grains
+					    * of its unconfirmed writes, after its STATE
+					    * (needs REPL_FEAT_PEER_ACK; repl_peerack.c) */
 	REPL_MSG_AL_EXTENTS      = 0x0012, /* a crashed primary back, after its STATE: the
 					    * extents its activity log names (needs
 					    * REPL_FEAT_AL_EXTENTS) */
@@ -116,7 +119,9 @@ enum repl_msg_type {
 	REPL_MSG_WRITE_ZEROES_ACK= 0x0027, /* S->P */
 	REPL_MSG_BARRIER         = 0x0028, /* P->S: epoch boundary; S acks once all earlier writes completed */
 	REPL_MSG_BARRIER_ACK     = 0x0029, /* S->P: everything before the barrier is on disk */
-	/* 0x002a-0x002f reserved for I/O (compare-and-write, ...) */
+	REPL_MSG_PEER_ACK        = 0x002a, /* P->S: which members hold which settled writes
+					    * (needs REPL_FEAT_PEER_ACK; repl_peerack.c) */
+	/* 0x002b-0x002f reserved for I/O (compare-and-write, ...) */
 	/* -- reads and resync (0x0030-0x003f) -- */
 	REPL_MSG_READ_REQ        = 0x0030, /* P->S (diskless primary) or sync target->source */
 	REPL_MSG_READ_REPLY      = 0x0031, /* answer to READ_REQ: status + data */
@@ -157,7 +162,8 @@ enum repl_msg_type {
 #define REPL_FEAT_BARRIER       (1ull << 3) /* BARRIER epochs (crash-consistent snapshots) */
 #define REPL_FEAT_VERIFY        (1ull << 4) /* VERIFY_REQ/VERIFY_REPLY (online verify) */
 #define REPL_FEAT_AL_EXTENTS    (1ull << 5) /* AL_EXTENTS after a crashed primary's STATE */
-#define REPL_FEAT_KNOWN         0x3full
+#define REPL_FEAT_PEER_ACK      (1ull << 6) /* PEER_ACK, and the unconfirmed report (BITMAP) */
+#define REPL_FEAT_KNOWN         0x7full
 
 struct repl_wire_features {
 	struct be32 proto_min;
@@ -245,8 +251,11 @@ _Static_assert(sizeof(struct repl_wire_state) == 72, "state");
  * Bit i (one bm_grain of the volume) is bit (i % 8) of byte i / 8. Chunks
  * cover consecutive 64-bit-aligned ranges; bits past total_bits in the
  * last chunk must be zero. */
-#define REPL_BM_F_LAST  (1u << 0) /* final chunk of this exchange */
-#define REPL_BM_F_KNOWN 0x1u
+#define REPL_BM_F_LAST    (1u << 0) /* final chunk of this exchange */
+#define REPL_BM_F_UNKNOWN (1u << 1) /* the sender cannot name its bits (it lost
+				     * track): take every bit as set. Only on a
+				     * LAST chunk whose bits are all zero */
+#define REPL_BM_F_KNOWN   0x3u
 
 struct repl_wire_bitmap {
 	struct be64 total_bits;   /* bits in the whole bitmap */
@@ -316,6 +325,30 @@ struct repl_wire_read_reply {
 	struct be32 reserved;
 };
 _Static_assert(sizeof(struct repl_wire_read_reply) == 24, "read reply");
+
+/* ---- PEER_ACK: the primary's settled writes ---------------------------------
+ * A write-like request (WRITE, TRIM, WRITE_ZEROES) is settled on the
+ * primary when every member it was sent to answered or left. PEER_ACK
+ * lists settled ids with the members that hold the request (acknowledged
+ * it OK; the primary's own bit when its local write succeeded). A
+ * secondary keeps each request it applied until a PEER_ACK names it: what
+ * is left when the primary is lost, and what a PEER_ACK says a member
+ * lacks, is what that member may differ in (repl_peerack.c). Entries
+ * follow the body; ids the receiver never got are ignored. */
+#define REPL_MAX_PEER_ACKS 64u
+
+struct repl_wire_peer_ack {
+	struct be32 count;        /* entries that follow, 1..REPL_MAX_PEER_ACKS */
+	struct be32 reserved;
+};
+_Static_assert(sizeof(struct repl_wire_peer_ack) == 8, "peer ack");
+
+struct repl_wire_peer_ack_entry {
+	struct be64 id;           /* the request's id (as in its WRITE/TRIM/...) */
+	struct be32 peers;        /* bit i: member i holds it; < 1 << REPL_MAX_NODES */
+	struct be32 reserved;
+};
+_Static_assert(sizeof(struct repl_wire_peer_ack_entry) == 16, "peer ack entry");
 
 /* ---- AL_EXTENTS: the activity log of a primary that crashed ---------------
  * Extent e is bytes [e << 22, (e + 1) << 22) (4 MiB, repl_al.h). The
@@ -440,6 +473,7 @@ struct repl_msg {
 		struct repl_read_reply read_reply;
 		struct repl_digest digest;        /* VERIFY_REPLY */
 		struct { uint32_t count, flags; } al; /* AL_EXTENTS: data = count BE u32 */
+		struct { uint32_t count; } peer_ack; /* PEER_ACK: data = count entries */
 		uint64_t value;                   /* FLUSH id, BARRIER epoch, PING/PONG token,
 						   * RESYNC_START/DONE bytes */
 		struct repl_error error;
@@ -447,7 +481,7 @@ struct repl_msg {
 	uint8_t nonce[REPL_NONCE_LEN];            /* AUTH_CHALLENGE */
 	uint8_t mac[REPL_MAC_LEN];                /* AUTH_RESPONSE */
 	/* WRITE/RESYNC_DATA/READ_REPLY data, BITMAP chunk, AL_EXTENTS list
-	 * (big-endian u32s): points into the
+	 * (big-endian u32s), PEER_ACK entries: points into the
 	 * decoded buffer (not copied); data_len bytes */
 	const uint8_t *data;
 	uint32_t data_len;
@@ -486,6 +520,11 @@ ssize_t repl_msg_payload_len(const struct repl_msg *m);
 ssize_t repl_msg_encode_head(const struct repl_msg *m, uint8_t *buf, size_t cap);
 /* The whole frame including m->data. */
 ssize_t repl_msg_encode(const struct repl_msg *m, uint8_t *buf, size_t cap);
+
+/* Entry i (< m->u.peer_ack.count) of a decoded PEER_ACK. */
+void repl_peer_ack_entry(const struct repl_msg *m, uint32_t i, uint64_t *id, uint32_t *peers);
+/* Fills entry i of a PEER_ACK's data (16 bytes each) for repl_msg_encode. */
+void repl_peer_ack_put(uint8_t *data, uint32_t i, uint64_t id, uint32_t peers);
 
 /* FEATURES negotiation: the highest common version and the common
  * feature bits; -EPROTONOSUPPORT when the version ranges do not meet. */

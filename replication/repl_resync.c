@@ -106,6 +106,7 @@ void repl_resync_track_former_primary(struct repl_vol *rv, struct repl_peer *p)
 	p->bm_base = rv->v->sv->meta.gen.current;
 	p->bm_run = rv->primary_runs;
 	p->bm_fp = true;
+	p->bm_trk = false;
 }
 
 void repl_resync_mark_peer(struct repl_vol *rv, struct repl_peer *p, uint64_t off, uint64_t len)
@@ -138,6 +139,7 @@ void repl_resync_start(struct repl_vol *rv, struct repl_peer *p, uint64_t peer_g
 	p->bm_base = peer_gen;
 	p->bm_run = rv->primary_runs; /* and it is ours alone: see bitmap_covers */
 	p->bm_fp = false;
+	p->bm_trk = false;
 	p->syncing = true;
 	p->sync_cursor = 0;
 	p->sync_total = repl_bitmap_count(p->bm) * repl_bitmap_grain(p->bm);

@@ -145,6 +145,7 @@ static void in_sync_claim(struct repl_vol *rv, struct repl_peer *p)
 	p->bm_base = p->st.gen_current;
 	p->bm_run = rv->primary_runs;
 	p->bm_fp = false;
+	p->bm_trk = false;
 }
 
 static bool unconfirmed(const struct repl_vol *rv)
@@ -248,8 +249,11 @@ static void set_unconfirmed(struct repl_vol *rv, bool on, const char *why)
 {
 	if ((on && local_diskless(rv)) || repl_vol_sb_flag(rv, STORE_SB_F_UNCONFIRMED, on) <= 0)
 		return;
+	if (!on)
+		repl_pa_confirmed(rv);
 	log_info("repl", "%s: %s (%s)", vname(rv), on ? "unconfirmed: the next primary "
-		 "resyncs this replica completely" : "confirmed again", why);
+		 "resyncs what this replica may differ in (all of it unless its peers "
+		 "tracked it)" : "confirmed again", why);
 	broadcast_state(rv);
 }
 
@@ -302,6 +306,7 @@ static void set_disk(struct repl_vol *rv, enum repl_disk_state ds, const char *w
 	}
 	rv->disk = ds;
 	broadcast_state(rv);
+	repl_pa_update(rv);
 	repl_vol_publish(rv);
 }
 
@@ -413,6 +418,12 @@ static void req_free(struct repl_req *q)
 		iobuf_put(q->own_buf, q->sub.len);
 	if (is_write_like(q->sub.op) && q->local_done && q->local_res == 0)
 		repl_resync_mark(rv, q->sub.off, q->sub.len, q->acked);
+	rv->ninflight--;
+	/* the secondaries learn who holds it (repl_peerack.c) */
+	if (is_write_like(q->sub.op) && q->sent)
+		repl_pa_settled(rv, q->id, q->acked |
+				(q->local_done && q->local_res == 0 && !local_diskless(rv)
+				 ? 1u << rv->cfg.local_id : 0));
 	repl_actlog_end(rv, q);
 	free(q);
 	if (rv->blocked)
@@ -655,6 +666,7 @@ static void start_req(struct repl_vol *rv, struct vol_io *io)
 	if (rv->inflight)
 		rv->inflight->prev = q;
 	rv->inflight = q;
+	rv->ninflight++;
 	q->hnext = *hash_slot(rv, q->id);
 	*hash_slot(rv, q->id) = q;
 	/* the activity log first: a write goes nowhere before its extents
@@ -686,6 +698,19 @@ void repl_vol_issue(struct repl_vol *rv, struct repl_req *q)
 			m.data_len = io->len;
 		}
 	}
+	struct repl_conn *corked[REPL_MAX_NODES];
+	unsigned ncorked = 0;
+
+	/* settled requests named to the peers ride with this one (one send) */
+	if (is_write_like(io->op) && repl_pa_due(rv, rv->ninflight)) {
+		for (unsigned i = 0; i < REPL_MAX_NODES; i++)
+			if (rv->peers[i].live) {
+				corked[ncorked++] = rv->peers[i].conn;
+				repl_conn_get(rv->peers[i].conn);
+				repl_conn_cork(rv->peers[i].conn);
+			}
+		repl_pa_flush(rv);
+	}
 	for (unsigned i = 0; i < REPL_MAX_NODES; i++) {
 		struct repl_peer *p = &rv->peers[i];
 
@@ -695,11 +720,16 @@ void repl_vol_issue(struct repl_vol *rv, struct repl_req *q)
 		 * the request waits for peer_lost, which records in the
 		 * generations that the peer misses it before it completes */
 		q->wait |= 1u << i;
+		q->sent |= 1u << i;
 		p->pending++;
 		q->frames[i] = send_frames(p->conn, &m);
 		if (!q->frames[i])
 			repl_conn_close(p->conn, REPL_REASON_NONE, "cannot queue a %s",
 					repl_msg_name(m.type));
+	}
+	while (ncorked--) {
+		repl_conn_uncork(corked[ncorked]);
+		repl_conn_put(corked[ncorked]);
 	}
 	if (local_diskless(rv) && io->op != VOL_FLUSH) {
 		q->local_res = q->wait ? 0 : -EIO; /* no replica took it */
@@ -990,6 +1020,8 @@ static int apply(struct repl_vol *rv, struct repl_peer *p, struct repl_conn *c,
 		if (m->u.io.flags & REPL_IO_F_FUA)
 			s->io.flags |= VOL_F_FUA;
 	}
+	if (m->type != REPL_MSG_FLUSH && m->type != REPL_MSG_RESYNC_DATA)
+		repl_pa_applied(rv, p, m);
 	repl_sec_io_start(rv, p, c);
 	local->ops->submit(local, &s->io);
 	return 0;
@@ -1050,6 +1082,7 @@ static void peer_state_changed(struct repl_vol *rv, struct repl_peer *p,
 	enum repl_gen_cmp cmp = repl_gen_compare(&rv->v->sv->meta.gen, &pg);
 
 	p->st = *s;
+	repl_pa_peer_state(rv, p, s);
 	if (local_diskless(rv)) {
 		tiebreaker_follow(rv, p, s, &pg, cmp);
 		return;
@@ -1200,10 +1233,15 @@ static uint32_t on_state(void *ctx, struct repl_conn *c, const struct repl_state
 	p->fail_repeats = 0;
 	/* set again below from the generations; a tie-breaker is never behind */
 	p->outdated = cmp == REPL_GEN_LOCAL_NEWER && !p->m->diskless;
+	p->await_report = false;
 	if ((s->flags & REPL_STATE_F_UNCONFIRMED) && rv->role == REPL_ROLE_PRIMARY &&
 	    !p->m->diskless && !bitmap_covers(rv, p, s->gen_current)) {
 		p->outdated = true;
 		p->bm_complete = false;
+	} else if (rv->role == REPL_ROLE_PRIMARY && !p->m->diskless && repl_pa_await(rv, p, s)) {
+		/* tracked while we were both secondaries: its report of
+		 * unconfirmed writes follows its STATE (repl_pa_on_report) */
+		p->outdated = true;
 	}
 	if (rv->role == REPL_ROLE_PRIMARY && !p->outdated && !p->m->diskless)
 		in_sync_claim(rv, p);
@@ -1222,7 +1260,10 @@ static uint32_t on_state(void *ctx, struct repl_conn *c, const struct repl_state
 	 * decides what the resync covers (repl_actlog_on_extents); a former
 	 * primary without one gets everything */
 	p->await_al = false;
-	if (p->outdated && rv->role == REPL_ROLE_PRIMARY && !p->m->diskless &&
+	if (p->await_report) {
+		log_info("repl", "%s: peer %u (%s) is unconfirmed: its resync waits for its "
+			 "report", vname(rv), p->id, p->m->node);
+	} else if (p->outdated && rv->role == REPL_ROLE_PRIMARY && !p->m->diskless &&
 	    (s->flags & REPL_STATE_F_CRASHED_PRIMARY) && (c->features & REPL_FEAT_AL_EXTENTS)) {
 		p->await_al = true;
 	} else if (p->outdated && rv->role == REPL_ROLE_PRIMARY && !p->m->diskless) {
@@ -1234,6 +1275,8 @@ static uint32_t on_state(void *ctx, struct repl_conn *c, const struct repl_state
 			 "primary to resync it", vname(rv), p->id, p->m->node);
 	quorum_changed(rv);
 	repl_actlog_send(rv, c); /* after our STATE, which went out first */
+	repl_pa_report_send(rv, c);
+	repl_pa_update(rv);
 	repl_vol_publish(rv);
 	return 0;
 }
@@ -1285,8 +1328,10 @@ static int resync_target(struct repl_vol *rv, struct repl_peer *p, const struct 
 		 (unsigned long long)g.current);
 	rv->discard_my_data = false;
 	repl_actlog_settled(rv, "resynced");
+	repl_pa_confirmed(rv);
 	rv->disk = REPL_DISK_UP_TO_DATE;
 	broadcast_state(rv);
+	repl_pa_update(rv);
 	repl_vol_publish(rv);
 	return 0;
 }
@@ -1317,6 +1362,7 @@ static int on_msg(void *ctx, struct repl_conn *c, const struct repl_msg *m, char
 			/* tell the others whom we follow now: promotions check it */
 			if (following_of(rv) != before)
 				broadcast_state(rv);
+			repl_pa_update(rv);
 		}
 		return 0;
 	case REPL_MSG_WRITE:
@@ -1338,6 +1384,10 @@ static int on_msg(void *ctx, struct repl_conn *c, const struct repl_msg *m, char
 		return resync_target(rv, p, m, why, whylen);
 	case REPL_MSG_AL_EXTENTS:
 		return repl_actlog_on_extents(rv, p, m, why, whylen);
+	case REPL_MSG_PEER_ACK:
+		return repl_pa_on_peer_ack(rv, p, m, why, whylen);
+	case REPL_MSG_BITMAP:
+		return repl_pa_on_report(rv, p, m, why, whylen);
 	case REPL_MSG_VERIFY_REQ:
 		return repl_verify_serve(rv, p, c, m, why, whylen);
 	case REPL_MSG_VERIFY_REPLY:
@@ -1359,9 +1409,20 @@ static void peer_lost(struct repl_vol *rv, struct repl_peer *p)
 
 	bool was_syncing = p->syncing;
 
-	if (was_live && p->st.role == REPL_ROLE_PRIMARY && rv->role != REPL_ROLE_PRIMARY &&
-	    !rv->stopping && !(p->conn && p->conn->goodbye) && !p->m->diskless)
+	bool unclean = was_live && p->st.role == REPL_ROLE_PRIMARY &&
+		       rv->role != REPL_ROLE_PRIMARY && !rv->stopping &&
+		       !(p->conn && p->conn->goodbye) && !p->m->diskless;
+
+	/* its requests nobody confirmed: into what each member may lack,
+	 * and (unclean) our report, which goes out before the STATE that
+	 * says we follow nobody (promotions wait for that one) */
+	if (was_live && p->st.role == REPL_ROLE_PRIMARY && rv->role != REPL_ROLE_PRIMARY)
+		repl_pa_primary_lost(rv, p, unclean);
+	repl_pa_peer_gone(rv, p);
+	if (unclean) {
 		set_unconfirmed(rv, true, "the primary left without a goodbye");
+		repl_pa_report_all(rv);
+	}
 	p->live = false;
 	if (p->syncing || p->sync_inflight)
 		repl_resync_stop(rv, p, true);
@@ -1422,6 +1483,7 @@ static void peer_lost(struct repl_vol *rv, struct repl_peer *p)
 		broadcast_state(rv); /* whom we follow may have changed */
 	if (!rv->stopping)
 		quorum_changed(rv);
+	repl_pa_update(rv);
 }
 
 /* the slot's member changed (repl_vol_member_sync) and its link is gone:
@@ -1431,6 +1493,7 @@ static void reset_peer(struct repl_vol *rv, struct repl_peer *p)
 	uint32_t id = p->id;
 
 	repl_bitmap_free(p->bm);
+	repl_pa_reset_peer(rv, p);
 	memset(p, 0, sizeof(*p));
 	p->id = id;
 	if (rv->cfg.members[id].present)
@@ -1616,6 +1679,8 @@ static void timer_done(struct reactor_op *op, int res)
 			try_connect(rv, p);
 	}
 	repl_resync_tick(rv, TIMER_MS);
+	if (rv->role == REPL_ROLE_PRIMARY)
+		repl_pa_flush(rv); /* an idle primary's last settled requests */
 	repl_verify_tick(rv, TIMER_MS);
 	repl_actlog_tick(rv);
 	repl_bmstore_tick(rv);
@@ -1643,6 +1708,7 @@ static void destroy(struct vol_backend *b)
 	repl_verify_free(rv);
 	repl_actlog_free(rv);
 	repl_bmstore_free(rv);
+	repl_pa_free(rv);
 	free(rv);
 }
 
@@ -1688,10 +1754,12 @@ struct repl_vol *repl_vol_new(struct volume *v, const struct repl_config *cfg,
 			rv->peers[i].m = &rv->cfg.members[i];
 	}
 	rv->had_quorum = have_quorum(rv);
-	if (repl_actlog_open(rv) || repl_bmstore_open(rv)) {
+	if (repl_actlog_open(rv) || repl_bmstore_open(rv) || repl_pa_new(rv)) {
 		log_err("repl", "%s: no memory for the activity log", v->name);
 		repl_resync_free(rv);
 		repl_actlog_free(rv);
+		repl_bmstore_free(rv);
+		repl_pa_free(rv);
 		pthread_mutex_destroy(&rv->status_lock);
 		free(rv);
 		return NULL;
@@ -1823,6 +1891,8 @@ static int promote_on_reactor(void *arg)
 	 * which is what lets connected peers follow the new generation */
 	set_role(rv, REPL_ROLE_PRIMARY);
 	repl_bmstore_promoted(rv);
+	/* what each member lacks, tracked while we were a secondary */
+	repl_pa_promoted(rv);
 	/* a primary that is gone may come back from a crash: from here on
 	 * its bitmap says what we write without it, and its activity log
 	 * (AL_EXTENTS) adds what it may hold that we lack */
@@ -1863,10 +1933,17 @@ static int promote_on_reactor(void *arg)
 			if (was_unconfirmed || (p->st.flags & (REPL_STATE_F_UNCONFIRMED |
 							       REPL_STATE_F_CRASHED_PRIMARY))) {
 				p->outdated = true;
-				p->bm_complete = false;
+				/* tracked (plus its report): resync that much */
+				if ((p->st.flags & REPL_STATE_F_CRASHED_PRIMARY) ||
+				    !repl_pa_claim(rv, p))
+					p->bm_complete = false;
 			} else if (own_crash && !p->outdated) {
 				own_crash_resync(rv, p);
 			} else if (!p->outdated) {
+				/* in step with us: what tracking marked was in
+				 * flight and settled everywhere */
+				p->bm_trk = false;
+				p->bm_complete = false;
 				in_sync_claim(rv, p);
 			}
 		}
@@ -1902,6 +1979,7 @@ static int demote_on_reactor(void *arg)
 			 "clients first", vname(rv));
 		return -EBUSY;
 	}
+	repl_pa_flush(rv); /* the secondaries' rings: nothing is unconfirmed */
 	set_role(rv, REPL_ROLE_SECONDARY);
 	/* nothing in flight: nothing the activity log would have to name */
 	set_was_primary(rv, false);
@@ -2045,6 +2123,7 @@ static int resize_on_reactor(void *arg)
 	}
 	rv->v->size = a->size;
 	repl_bmstore_resized(rv);
+	repl_pa_resized(rv);
 	volume_notify(rv->v, false, old); /* frontends tell their hosts */
 	log_info("repl", "%s: resized from %llu to %llu bytes", vname(rv),
 		 (unsigned long long)old, (unsigned long long)a->size);
@@ -2105,6 +2184,7 @@ static void fill_status(struct repl_vol *rv, struct repl_vol_status *st)
 	st->writes_replicated = rv->writes_replicated;
 	st->discard_my_data = rv->discard_my_data;
 	st->forced = rv->force_quorum;
+	st->unconfirmed = unconfirmed(rv);
 	st->bitmap_grain = rv->v->sv->meta.bm_grain;
 	for (unsigned i = 0; i < REPL_MAX_NODES; i++) {
 		const struct repl_peer *p = &rv->peers[i];
@@ -2129,6 +2209,7 @@ static void fill_status(struct repl_vol *rv, struct repl_vol_status *st)
 		ps->pending = p->pending;
 		ps->lag_ns = p->live ? p->lag_ns : 0;
 		ps->outdated = p->outdated;
+		ps->tracked = p->trk_valid;
 		ps->syncing = p->syncing;
 		ps->out_of_sync = p->bm ? repl_bitmap_count(p->bm) * repl_bitmap_grain(p->bm) : 0;
 		ps->resync_total = p->syncing ? p->sync_total : p->sync_last_total;

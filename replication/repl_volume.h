@@ -45,6 +45,7 @@ struct repl_peer_status {
 	uint64_t pending;          /* requests waiting for its ack */
 	uint64_t lag_ns;           /* its acks' latency (EWMA), 0 before the first */
 	bool outdated;             /* known to miss writes: needs a resync */
+	bool tracked;              /* we track what it lacks (repl_peerack.c) */
 	bool syncing;              /* we are resyncing it now */
 	uint64_t out_of_sync;      /* bytes its dirty bitmap covers */
 	uint64_t resync_total, resync_done, resync_ns; /* this or the last resync */
@@ -78,6 +79,7 @@ struct repl_vol_status {
 	uint64_t writes_replicated;
 	bool discard_my_data;      /* waiting to be resynced over a split brain */
 	bool forced;               /* promoted with --force, no peer since */
+	bool unconfirmed;          /* lost its primary uncleanly (STORE_SB_F_UNCONFIRMED) */
 	uint32_t bitmap_grain;     /* bytes per dirty-bitmap bit */
 	struct repl_verify_status verify;
 };

@@ -32,6 +32,7 @@ struct repl_req {
 	uint64_t id;
 	uint64_t start_ns;          /* sent: for the peers' lag */
 	uint32_t wait;              /* peers whose ack is due */
+	uint32_t sent;              /* peers it was sent to */
 	uint16_t frames[REPL_MAX_NODES]; /* per peer: acks still due (1 MiB frames) */
 	uint32_t acked;             /* peers that acked OK */
 	bool local_done, parent_done, held;
@@ -87,6 +88,14 @@ struct repl_peer {
 	uint64_t sync_cursor, sync_total, sync_done, sync_started_ns;
 	uint64_t sync_last_total, sync_last_done, sync_last_ns; /* the last finished one */
 	unsigned sync_inflight;
+
+	/* repl_peerack.c: what it lacks of the primary's writes, tracked
+	 * while we both follow one (trk, valid since both were up to date);
+	 * its report of unconfirmed writes (rep); bm_trk: bm came from trk
+	 * at our promotion (an unconfirmed member then owes its report) */
+	struct repl_dirty_bitmap *trk, *rep;
+	bool trk_valid, rep_valid, rep_building, rep_unknown;
+	bool bm_trk, await_report;
 };
 
 struct repl_vol {
@@ -102,6 +111,7 @@ struct repl_vol {
 	uint64_t next_id;
 	struct repl_req *hash[HASH_BUCKETS];
 	struct repl_req *inflight;  /* list, for overlap checks */
+	unsigned ninflight;
 	struct vol_io *blocked, **blocked_tail;     /* waiting for an overlap */
 	struct vol_io *suspended, **suspended_tail; /* waiting for quorum */
 	struct reactor_timer timer;
@@ -131,6 +141,7 @@ struct repl_vol {
 	struct repl_rd *reads;       /* diskless primary: reads at peers (repl_read.c) */
 	struct repl_actlog *actlog;  /* the activity log (repl_actlog.c); NULL: diskless */
 	struct repl_bmstore *bmstore; /* the bitmaps on disk (repl_bmstore.c); NULL: diskless */
+	struct repl_pa *pa;          /* peer acks and tracking (repl_peerack.c) */
 	pthread_mutex_t status_lock;
 	struct repl_vol_status status;
 };
@@ -261,6 +272,46 @@ void repl_read_peer_gone(struct repl_vol *rv, struct repl_peer *p);
 /* READ_REQ from the primary */
 int repl_read_serve(struct repl_vol *rv, struct repl_peer *p, struct repl_conn *c,
 		    const struct repl_msg *m, char *why, size_t whylen);
+
+/* repl_peerack.c (the design is at its top) */
+struct repl_pa;
+int repl_pa_new(struct repl_vol *rv);
+void repl_pa_free(struct repl_vol *rv);
+/* primary: request `id` settled, held by the members in `holders` */
+void repl_pa_settled(struct repl_vol *rv, uint64_t id, uint32_t holders);
+/* primary: the queue should leave with the next request (inflight: ours) */
+bool repl_pa_due(const struct repl_vol *rv, unsigned inflight);
+/* primary: send the queued PEER_ACK to every live peer */
+void repl_pa_flush(struct repl_vol *rv);
+void repl_pa_release(const uint8_t *data, uint32_t len);
+/* secondary: a WRITE/TRIM/WRITE_ZEROES of primary p is being applied */
+void repl_pa_applied(struct repl_vol *rv, struct repl_peer *p, const struct repl_msg *m);
+int repl_pa_on_peer_ack(struct repl_vol *rv, struct repl_peer *p, const struct repl_msg *m,
+			char *why, size_t whylen);
+/* secondary: our primary p is gone; unclean: without a goodbye */
+void repl_pa_primary_lost(struct repl_vol *rv, struct repl_peer *p, bool unclean);
+/* roles, disk states or links changed: start or stop tracking */
+void repl_pa_update(struct repl_vol *rv);
+void repl_pa_behind(struct repl_vol *rv);
+void repl_pa_reset_peer(struct repl_vol *rv, struct repl_peer *x);
+void repl_pa_resized(struct repl_vol *rv);
+/* our report of unconfirmed writes, to one link / every live one */
+void repl_pa_report_send(struct repl_vol *rv, struct repl_conn *c);
+void repl_pa_report_all(struct repl_vol *rv);
+/* we are confirmed again (resynced, or promoted): nothing to report */
+void repl_pa_confirmed(struct repl_vol *rv);
+int repl_pa_on_report(struct repl_vol *rv, struct repl_peer *x, const struct repl_msg *m,
+		      char *why, size_t whylen);
+void repl_pa_peer_state(struct repl_vol *rv, struct repl_peer *x, const struct repl_state *s);
+void repl_pa_peer_gone(struct repl_vol *rv, struct repl_peer *x);
+/* promotion: tracked members get their dirty bitmaps (claims) */
+void repl_pa_promoted(struct repl_vol *rv);
+/* promotion: x's claim holds for the generation it has now (an
+ * unconfirmed x's report merged in) */
+bool repl_pa_claim(struct repl_vol *rv, struct repl_peer *x);
+/* a primary meets x again: wait for x's report before its resync */
+bool repl_pa_await(struct repl_vol *rv, struct repl_peer *x, const struct repl_state *s);
+uint64_t repl_pa_marked(const struct repl_vol *rv);
 
 /* repl_verify.c */
 #define REPL_VERIFY_REGION_DEFAULT (1u << 20)

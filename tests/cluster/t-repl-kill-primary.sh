@@ -8,7 +8,8 @@
 # what it wrote since its promotion, not the whole volume, and then a, b
 # and c are bit-identical. A second writer (fio at QD32 into 32-48 MiB,
 # which nobody writes after the failover) makes sure that tail exists
-# where only the activity log can name it. Before all that, a first term
+# where only the activity log can name it. c, the other secondary, is
+# resynced only in what b tracked and c reported as possibly different. Before all that, a first term
 # of a as primary (then demoted and restarted) leaves log blocks of other
 # extents in the ring.
 # shellcheck source-path=SCRIPTDIR source=repl_lib.sh
@@ -49,6 +50,18 @@ checker_wait "$CHK_PID" w1
 [ "$(chk_field w1 reconnects)" -ge 1 ] || fail "the checker never moved to b"
 checker_verify b w1
 
+# c lost its primary too ("unconfirmed"): b tracked what c may lack while
+# both were secondaries (PEER_ACKs), c reported what it may hold that b
+# lacks (the requests of a's it applied that no PEER_ACK named), and b
+# resyncs c in those grains only, not the whole volume
+size=$(vfield b 'v["size_bytes"]')
+wait_until 30 up_to_date c || fail "c did not become up-to-date: $(vstatus c)"
+c_moved=$(peer_field b 2 resync_done_bytes)
+grep -q 'peer 2 (node-c) is unconfirmed: its report adds' "$T/az-b"/urbd.*.log ||
+	fail "b did not merge c's report of unconfirmed writes"
+[ "$c_moved" -lt $((size / 4)) ] || fail "c's resync moved $c_moved of $size bytes: a full resync"
+log "c's resync after the failover: $c_moved of $size bytes ($(grep -ho 'peer 2 (node-c) is unconfirmed: its report adds.*' "$T/az-b"/urbd.*.log | tail -1))"
+
 repl_start a
 wait_connected b 2
 [ "$(vfield a 'v["replication"]["role"]')" = secondary ] || fail "a came back as $(vfield a 'v["replication"]["role"]')"
@@ -57,7 +70,6 @@ ctl a volume promote "$VOL" >/dev/null 2>&1 && fail "a was promoted while b is p
 # a may hold writes nobody acknowledged: a full resync from b, never a merge
 wait_until 30 up_to_date a || fail "a did not become up-to-date: $(vstatus a)"
 moved=$(peer_field b 0 resync_done_bytes)
-size=$(vfield b 'v["size_bytes"]')
 [ "$moved" -gt 0 ] && [ "$moved" -lt "$size" ] ||
 	fail "a's resync moved $moved bytes of $size: want its activity-log extents and b's writes"
 grep -q 'was primary at a crash: [1-9]' "$T/az-a"/urbd.*.log || fail "a recovered no activity log"
@@ -65,4 +77,4 @@ log "a's resync: $moved of $size bytes ($(grep -ho 'was primary at a crash: [0-9
 wait_until 5 no_pending b
 replicas_identical a b c || fail "replicas differ after a's resync"
 checker_verify b w1
-pass "primary killed; b promoted in $(((t1 - t0) / 1000000)) ms; all acknowledged writes on b; a back as secondary, resynced $moved of $size bytes (activity log + b's writes); a = b = c"
+pass "primary killed; b promoted in $(((t1 - t0) / 1000000)) ms; all acknowledged writes on b; c resynced $c_moved bytes (tracked + reported); a back as secondary, resynced $moved of $size bytes (activity log + b's writes); a = b = c"

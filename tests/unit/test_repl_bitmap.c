@@ -715,6 +715,41 @@ static void test_chunk_merge_past_end_multiword(void **state)
 	repl_bitmap_free(bm);
 }
 
+/* dst |= src: counts, dirty blocks, and a geometry mismatch refused */
+static void test_or(void **state)
+{
+	uint64_t size = 3ull * REPL_BM_BITS_PER_BLOCK * 65536; /* three blocks of bits */
+	struct repl_dirty_bitmap *a = repl_bitmap_create(size, 65536);
+	struct repl_dirty_bitmap *b = repl_bitmap_create(size, 65536);
+	struct repl_dirty_bitmap *c = repl_bitmap_create(size, 131072);
+
+	assert_non_null(a);
+	assert_non_null(b);
+	assert_non_null(c);
+	repl_bitmap_set_range(a, 0, 65536);
+	repl_bitmap_set_range(b, 0, 2 * 65536);                            /* overlaps bit 0 */
+	repl_bitmap_set_range(b, 2ull * REPL_BM_BITS_PER_BLOCK * 65536, 4096); /* block 2 */
+	/* forget what the sets dirtied: only the OR's changes count below */
+	for (uint64_t i = 0; i < repl_bitmap_blocks(a); i++) {
+		uint8_t blk[REPL_BM_BLOCK_SIZE];
+
+		assert_int_equal(repl_bitmap_encode_block(a, i, 0, &uuid_a, 1, 0, blk), 0);
+	}
+	assert_int_equal(repl_bitmap_or(a, b), 2);
+	assert_int_equal(repl_bitmap_count(a), 3);
+	assert_true(repl_bitmap_test_bit(a, 1));
+	assert_true(repl_bitmap_test_bit(a, 2ull * REPL_BM_BITS_PER_BLOCK));
+	assert_true(repl_bitmap_block_dirty(a, 0));
+	assert_false(repl_bitmap_block_dirty(a, 1));
+	assert_true(repl_bitmap_block_dirty(a, 2));
+	assert_int_equal(repl_bitmap_or(a, b), 0); /* nothing new */
+	assert_int_equal(repl_bitmap_or(a, c), -EINVAL);
+	assert_int_equal(repl_bitmap_count(a), 3);
+	repl_bitmap_free(a);
+	repl_bitmap_free(b);
+	repl_bitmap_free(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -751,6 +786,7 @@ int main(void)
 		cmocka_unit_test(test_chunk_bit_order_and_count),
 		cmocka_unit_test(test_chunk_errors),
 		cmocka_unit_test(test_chunk_merge_past_end_multiword),
+		cmocka_unit_test(test_or),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -159,6 +159,24 @@ static int sample(unsigned i, struct repl_msg *m)
 		m->type = REPL_MSG_AL_EXTENTS;
 		m->u.al.flags = REPL_AL_F_UNKNOWN;
 		return 0;
+	case 35: {
+		static uint8_t ents[32];
+
+		repl_peer_ack_put(ents, 0, 41, 0x7);
+		repl_peer_ack_put(ents, 1, 1ull << 40, 0x81); /* members 0 and 7 */
+		m->type = REPL_MSG_PEER_ACK;
+		m->u.peer_ack.count = 2;
+		m->data = ents;
+		m->data_len = 32;
+		return 0;
+	}
+	case 36:
+		m->type = REPL_MSG_BITMAP; /* "cannot name its bits" */
+		m->u.bitmap = (struct repl_bitmap){ 100, 64, REPL_BM_F_LAST | REPL_BM_F_UNKNOWN };
+		memset(bitmap_chunk, 0, sizeof(bitmap_chunk));
+		m->data = bitmap_chunk;
+		m->data_len = 8;
+		return 0;
 	case 27:
 		m->type = REPL_MSG_HELLO;
 		memset(m->u.hello.volume_uuid, 0x42, 16);
@@ -168,7 +186,7 @@ static int sample(unsigned i, struct repl_msg *m)
 	default: return -1;
 	}
 }
-#define NSAMPLES 35
+#define NSAMPLES 37
 
 static void assert_same_msg(const struct repl_msg *a, const struct repl_msg *b)
 {
@@ -308,7 +326,9 @@ static const struct bad_case bad_cases[] = {
 	{ 5, 8, 8, 32, "multiple of 64" },
 	{ 5, 8, 8, 64, "past total_bits" },              /* 64 + 128 > 128 */
 	{ 5, 0, 8, 200, "does not end" },                /* LAST but 128 < 256 */
-	{ 5, 16, 4, 2, "bitmap flags" },
+	{ 5, 16, 4, 4, "bitmap flags" },
+	{ 5, 16, 4, REPL_BM_F_LAST | REPL_BM_F_UNKNOWN, "UNKNOWN" }, /* bits set */
+	{ 36, 16, 4, REPL_BM_F_UNKNOWN, "UNKNOWN" },     /* not LAST */
 	{ 5, 20, 4, 1, "reserved" },
 	{ 5, 24 + 12, 1, 0x18, "past total_bits" },      /* bit 100 set */
 	{ 5, 24 + 15, 1, 0x80, "past total_bits" },      /* bit 127 set */
@@ -358,6 +378,12 @@ static const struct bad_case bad_cases[] = {
 	{ 33, 0, 4, 2, "disagrees" },
 	{ 33, 12, 4, 0, "ascending" },                   /* 0, 0, 4000 */
 	{ 33, 4, 4, REPL_AL_F_UNKNOWN, "with UNKNOWN" },
+	{ 35, 0, 4, 0, "count out of range" },
+	{ 35, 0, 4, 1, "disagrees" },
+	{ 35, 0, 4, 3, "disagrees" },
+	{ 35, 4, 4, 1, "reserved" },
+	{ 35, 8 + 8, 4, 0x100, "out of range" },          /* member 8 */
+	{ 35, 8 + 16 + 12, 4, 1, "reserved" },
 };
 
 static void put_width(uint8_t *p, unsigned width, uint64_t v)
