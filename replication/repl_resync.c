@@ -5,11 +5,15 @@
  *   repl_resync_start     bitmap complete since the peer's generation?
  *                         resend the marked grains, else every grain;
  *                         RESYNC_START(bytes) -> the peer is inconsistent
- *   pump                  up to SYNC_DEPTH grains in flight, within the
- *                         rate's tokens: local read -> RESYNC_DATA
- *   RESYNC_ACK OK         clear the grain's bit; when none is left and
- *                         nothing is in flight: RESYNC_DONE -> the peer
- *                         takes our generations and is up to date
+ *   pump                  up to SYNC_DEPTH transfers (SYNC_BYTES) in flight,
+ *                         within the rate's tokens: local read ->
+ *                         RESYNC_DATA frames of at most 1 MiB. A transfer
+ *                         is a run of consecutive marked grains up to
+ *                         XFER_MAX, or one grain larger than that
+ *   RESYNC_ACK OK         (one per frame) the last one clears the
+ *                         transfer's bits; when none is left and nothing
+ *                         is in flight: RESYNC_DONE -> the peer takes our
+ *                         generations and is up to date
  *
  * Ordering with application writes: a grain in transfer blocks an
  * overlapping application write (repl_resync_overlaps, checked by the
@@ -29,14 +33,17 @@
 #include "repl_volume_priv.h"
 #include "util.h"
 
-#define SYNC_DEPTH 8  /* grains in flight per peer */
+#define SYNC_DEPTH 16              /* transfers in flight per peer */
+#define SYNC_BYTES (8u << 20)      /* ... and at most this much data */
+#define XFER_MAX   REPL_MAX_DATA   /* grains merged into one transfer: up to 1 MiB */
 
 struct repl_sync_req {
-	struct vol_io rd;           /* the local read of the grain */
+	struct vol_io rd;           /* the local read of the grains */
 	struct repl_vol *rv;
 	struct repl_peer *p;        /* NULL once the peer is gone */
 	struct repl_conn *c;
-	uint64_t id, bit;
+	uint64_t id, bit, nbits;    /* the grains it covers */
+	unsigned frames;            /* RESYNC_ACKs still due */
 	bool sent;
 	struct repl_sync_req *next;
 };
@@ -55,8 +62,10 @@ static void unlink_req(struct repl_vol *rv, struct repl_sync_req *r)
 static void free_req(struct repl_vol *rv, struct repl_sync_req *r)
 {
 	unlink_req(rv, r);
-	if (r->p)
+	if (r->p) {
 		r->p->sync_inflight--;
+		r->p->sync_inflight_bytes -= r->rd.len;
+	}
 	iobuf_put(r->rd.buf, r->rd.len);
 	free(r);
 }
@@ -195,17 +204,47 @@ static void read_done(struct vol_io *io, int res)
 		repl_vol_pump_blocked(rv);
 		return;
 	}
+	/* frames of at most 1 MiB (a grain may be larger), one ack each */
 	m.u.io.id = r->id;
-	m.u.io.offset = io->off;
-	m.u.io.length = io->len;
-	m.data = io->buf;
-	m.data_len = io->len;
-	if (repl_conn_send(p->conn, &m)) {
-		free_req(rv, r);
-		repl_vol_pump_blocked(rv);
-		return;
+	for (uint32_t done = 0; done < io->len; done += m.u.io.length) {
+		m.u.io.offset = io->off + done;
+		m.u.io.length = MIN(io->len - done, REPL_MAX_DATA);
+		m.data = (const uint8_t *)io->buf + done;
+		m.data_len = m.u.io.length;
+		if (repl_conn_send(p->conn, &m)) {
+			/* the link is going: what was queued is dropped with it */
+			free_req(rv, r);
+			repl_vol_pump_blocked(rv);
+			return;
+		}
+		r->frames++;
 	}
 	r->sent = true;
+}
+
+/* the grains from `bit` on that one transfer takes: consecutive marked
+ * ones up to XFER_MAX, none overlapping a write or transfer in flight
+ * (0: even the first one overlaps: later) */
+static uint64_t run_of(struct repl_vol *rv, struct repl_peer *p, uint64_t bit, uint64_t *off,
+		       uint64_t *len)
+{
+	uint64_t n = 0, o, l;
+
+	*len = 0;
+	while (repl_bitmap_test_bit(p->bm, bit + n)) {
+		repl_bitmap_bit_range(p->bm, bit + n, &o, &l);
+		if (n && *len + l > XFER_MAX)
+			break;
+		if (repl_vol_writes_overlap(rv, o, l) || repl_resync_overlaps(rv, o, l))
+			break;
+		if (!n)
+			*off = o;
+		*len += l;
+		n++;
+		if (bit + n >= repl_bitmap_total_bits(p->bm))
+			break;
+	}
+	return n;
 }
 
 static void pump(struct repl_vol *rv, struct repl_peer *p)
@@ -214,8 +253,9 @@ static void pump(struct repl_vol *rv, struct repl_peer *p)
 	bool wrapped = false;
 
 	while (p->syncing && p->live && p->sync_inflight < SYNC_DEPTH &&
+	       p->sync_inflight_bytes < SYNC_BYTES &&
 	       (!rv->resync_rate || rv->resync_tokens > 0)) {
-		uint64_t bit = repl_bitmap_find_next_set(p->bm, p->sync_cursor), off, len;
+		uint64_t bit = repl_bitmap_find_next_set(p->bm, p->sync_cursor), off = 0, len, n;
 		struct repl_sync_req *r;
 
 		if (bit == REPL_BM_NONE) {
@@ -229,10 +269,10 @@ static void pump(struct repl_vol *rv, struct repl_peer *p)
 				finish(rv, p);
 			return;
 		}
-		repl_bitmap_bit_range(p->bm, bit, &off, &len);
-		p->sync_cursor = bit + 1;
 		/* a write in flight there: take the grain after it completed */
-		if (repl_vol_writes_overlap(rv, off, len) || repl_resync_overlaps(rv, off, len))
+		n = run_of(rv, p, bit, &off, &len);
+		p->sync_cursor = bit + (n ? n : 1);
+		if (!n)
 			continue;
 		r = calloc(1, sizeof(*r));
 		if (!r || !(r->rd.buf = iobuf_get(len))) {
@@ -244,6 +284,7 @@ static void pump(struct repl_vol *rv, struct repl_peer *p)
 		r->c = p->conn;
 		r->id = ++rv->sync_next_id;
 		r->bit = bit;
+		r->nbits = n;
 		r->rd.op = VOL_READ;
 		r->rd.off = off;
 		r->rd.len = (uint32_t)len;
@@ -252,6 +293,7 @@ static void pump(struct repl_vol *rv, struct repl_peer *p)
 		r->next = rv->syncs;
 		rv->syncs = r;
 		p->sync_inflight++;
+		p->sync_inflight_bytes += len;
 		rv->resync_tokens -= (int64_t)len;
 		local->ops->submit(local, &r->rd);
 	}
@@ -279,7 +321,9 @@ int repl_resync_on_ack(struct repl_vol *rv, struct repl_peer *p, const struct re
 		repl_vol_pump_blocked(rv);
 		return 0;
 	}
-	repl_bitmap_clear_bits(p->bm, r->bit, 1);
+	if (--r->frames)
+		return 0; /* more frames of this transfer to come */
+	repl_bitmap_clear_bits(p->bm, r->bit, r->nbits);
 	p->sync_done += r->rd.len;
 	free_req(rv, r);
 	repl_vol_pump_blocked(rv);
@@ -308,6 +352,7 @@ void repl_resync_stop(struct repl_vol *rv, struct repl_peer *p, bool peer_gone)
 		} else {
 			r->p = NULL;
 			p->sync_inflight--;
+			p->sync_inflight_bytes -= r->rd.len;
 		}
 	}
 }

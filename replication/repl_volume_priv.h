@@ -88,6 +88,7 @@ struct repl_peer {
 	uint64_t sync_cursor, sync_total, sync_done, sync_started_ns;
 	uint64_t sync_last_total, sync_last_done, sync_last_ns; /* the last finished one */
 	unsigned sync_inflight;
+	uint64_t sync_inflight_bytes;
 
 	/* repl_peerack.c: what it lacks of the primary's writes, tracked
 	 * while we both follow one (trk, valid since both were up to date);

@@ -2,6 +2,7 @@
 # Replication helpers on top of lib.sh (sourced by tests/cluster/t-repl-*.sh).
 #
 #   repl_up [azs...]          cluster_up, one urbd per az with a replication
+#                             ($REPL_CREATE_ARGS: more `volume create` options)
 #                             listener on <az addr>:7788 and a shared secret;
 #                             creates volume $VOL ($VOL_SIZE) on every az with
 #                             the same uuid and replica set (member ids in az
@@ -88,13 +89,16 @@ repl_up() {
 		[[ " $REPL_DISKLESS " == *" ${azs[$i]} "* ]] && REPL_SPEC+=":diskless"
 	done
 	for az in "${azs[@]}"; do repl_start "$az"; done
+	# shellcheck disable=SC2086 # REPL_CREATE_ARGS: words
 	ctl "${azs[0]}" volume create "$VOL" "$VOL_SIZE" --replicas "$REPL_SPEC" --local-id 0 \
-		>/dev/null || fail "create on az ${azs[0]}"
+		${REPL_CREATE_ARGS:-} >/dev/null || fail "create on az ${azs[0]}"
 	uuid=$(vfield "${azs[0]}" 'v["uuid"]') || fail "no uuid"
 	for i in "${!azs[@]}"; do
 		[ "$i" = 0 ] && continue
+		# shellcheck disable=SC2086
 		ctl "${azs[$i]}" volume create "$VOL" "$VOL_SIZE" --replicas "$REPL_SPEC" \
-			--local-id "$i" --uuid "$uuid" >/dev/null || fail "create on az ${azs[$i]}"
+			--local-id "$i" --uuid "$uuid" ${REPL_CREATE_ARGS:-} >/dev/null ||
+			fail "create on az ${azs[$i]}"
 	done
 	for az in "${azs[@]}"; do wait_connected "$az" $((${#azs[@]} - 1)); done
 	log "replica set up: $REPL_SPEC, volume $VOL uuid $uuid"
