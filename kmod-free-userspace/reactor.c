@@ -40,6 +40,7 @@ struct reactor {
 	int efd;
 	uint64_t efd_val;
 	struct reactor_op efd_op;
+	struct reactor_task *tasks;   /* reactor_defer: loop thread only */
 };
 
 static __thread struct reactor *current;
@@ -292,6 +293,32 @@ static void run_completions(struct reactor *r)
 	} while (n == CQE_BATCH);
 }
 
+void reactor_defer(struct reactor *r, struct reactor_task *t)
+{
+	if (t->queued)
+		return;
+	t->queued = true;
+	t->next = r->tasks;
+	r->tasks = t;
+}
+
+/* what the batch deferred; a task may defer more (run in this pass too) */
+static void run_tasks(struct reactor *r)
+{
+	while (r->tasks) {
+		struct reactor_task *t = r->tasks;
+
+		r->tasks = NULL;
+		while (t) {
+			struct reactor_task *next = t->next;
+
+			t->queued = false;
+			t->fn(t);
+			t = next;
+		}
+	}
+}
+
 static void request_stop(void *arg)
 {
 	struct reactor *r = arg;
@@ -330,8 +357,10 @@ static void *reactor_thread(void *arg)
 			break;
 		}
 		run_completions(r);
+		run_tasks(r);
 	}
 	drain_mailbox(r);
+	run_tasks(r);
 	iobuf_trim(); /* this thread's buffer cache */
 	current = NULL;
 	return NULL;

@@ -26,6 +26,15 @@ struct reactor_op {
 	reactor_cb cb;
 };
 
+/* Work to run once the current batch of completions has been handled,
+ * right before the reactor submits and sleeps again: senders queue frames
+ * during a batch and send them in one sendmsg at its end. */
+struct reactor_task {
+	void (*fn)(struct reactor_task *t);
+	struct reactor_task *next;
+	bool queued;
+};
+
 struct reactor_timer {
 	struct reactor_op op;
 	struct __kernel_timespec ts; /* read by the kernel at submit time */
@@ -70,6 +79,10 @@ void reactor_timeout(struct reactor *r, struct reactor_timer *t,
 		     uint64_t ns);
 /* best effort: the target completes with -ECANCELED if it was still queued */
 void reactor_cancel(struct reactor *r, struct reactor_op *target);
+
+/* Reactor thread only: run t->fn at the end of this batch (once, however
+ * often it is deferred before that). t must stay valid until it ran. */
+void reactor_defer(struct reactor *r, struct reactor_task *t);
 
 /* operations submitted and not yet completed (for drain on shutdown) */
 unsigned reactor_inflight(const struct reactor *r);

@@ -48,6 +48,7 @@ static unsigned env_ms(const char *name, unsigned def)
 }
 
 static void flush_tx(struct repl_conn *c);
+static void schedule_flush(struct repl_conn *c);
 static void post_recv(struct repl_conn *c);
 static void arm_tick(struct repl_conn *c);
 static void maybe_free(struct repl_conn *c);
@@ -155,7 +156,7 @@ int repl_conn_send_owned(struct repl_conn *c, const struct repl_msg *m,
 	*c->txq_tail = t;
 	c->txq_tail = &t->next;
 	c->tx_queued_bytes += t->head_len + t->data_len;
-	flush_tx(c);
+	schedule_flush(c);
 	return 0;
 }
 
@@ -206,14 +207,33 @@ static void tx_done(struct reactor_op *op, int res)
 		maybe_free(c);
 		return;
 	}
+	schedule_flush(c);
+}
+
+/* the batch's frames leave together: at its end (reactor_defer) */
+static void flush_task(struct reactor_task *t)
+{
+	struct repl_conn *c = container_of(t, struct repl_conn, flush_task);
+
+	c->inflight--;
 	flush_tx(c);
+	maybe_free(c);
+}
+
+static void schedule_flush(struct repl_conn *c)
+{
+	if (c->flush_task.queued || c->tx_pending)
+		return; /* tx_done schedules the next one */
+	c->flush_task.fn = flush_task;
+	c->inflight++;
+	reactor_defer(c->r, &c->flush_task);
 }
 
 static void flush_tx(struct repl_conn *c)
 {
 	unsigned n = 0;
 
-	if (c->tx_pending || c->corked || !c->txq || c->fd < 0)
+	if (c->tx_pending || !c->txq || c->fd < 0)
 		return;
 	for (struct repl_tx *t = c->txq; t && n + 2 <= ARRAY_SIZE(c->iov); t = t->next) {
 		uint32_t off = t->off;
@@ -267,14 +287,8 @@ static void maybe_free(struct repl_conn *c)
 	free(c);
 }
 
-void repl_conn_cork(struct repl_conn *c)
+void repl_conn_flush_now(struct repl_conn *c)
 {
-	c->corked = true;
-}
-
-void repl_conn_uncork(struct repl_conn *c)
-{
-	c->corked = false;
 	flush_tx(c);
 }
 

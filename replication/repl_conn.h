@@ -100,7 +100,7 @@ struct repl_conn {
 	char close_why[200];
 	bool notified;
 	bool goodbye;                /* the peer sent DISCONNECT: an orderly end */
-	bool corked;                 /* sends queue up until repl_conn_uncork */
+	struct reactor_task flush_task; /* the send at the end of the batch */
 	bool quiet;                  /* its failure logs at debug level: the same
 				      * as the last attempt's (repl_conn_set_quiet) */
 	uint64_t bytes_in, bytes_out;
@@ -141,10 +141,11 @@ int repl_conn_send_owned(struct repl_conn *c, const struct repl_msg *m,
 void repl_conn_close(struct repl_conn *c, uint32_t reason, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
-/* Frames sent between cork and uncork leave in one sendmsg (a PEER_ACK
- * rides with the WRITE after it instead of costing a send of its own). */
-void repl_conn_cork(struct repl_conn *c);
-void repl_conn_uncork(struct repl_conn *c);
+/* Frames are sent at the end of the reactor's batch of completions, all
+ * together. flush_now sends what is queued at once instead (unless a send
+ * is in flight): its sendmsg is then submitted before whatever the caller
+ * queues next, e.g. the primary's WRITEs ahead of its own local write. */
+void repl_conn_flush_now(struct repl_conn *c);
 
 /* This attempt's close and authentication refusal log at debug level:
  * the owner logs repeated failures itself (a peer retried every 2 s with

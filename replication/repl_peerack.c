@@ -12,7 +12,7 @@
  *   primary      a write-like request is settled when every member it was
  *                sent to answered or left: repl_pa_settled() queues (id,
  *                members holding it). The queue leaves as PEER_ACK on every
- *                live link, corked with the next request (no send of its
+ *                live link, in the same sendmsg as the next request (no send of its
  *                own), when 16 are queued or little is in flight, on the
  *                timer, and before a demote.
  *   secondary    every request applied from the primary is kept (id,

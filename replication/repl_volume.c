@@ -698,19 +698,10 @@ void repl_vol_issue(struct repl_vol *rv, struct repl_req *q)
 			m.data_len = io->len;
 		}
 	}
-	struct repl_conn *corked[REPL_MAX_NODES];
-	unsigned ncorked = 0;
-
-	/* settled requests named to the peers ride with this one (one send) */
-	if (is_write_like(io->op) && repl_pa_due(rv, rv->ninflight)) {
-		for (unsigned i = 0; i < REPL_MAX_NODES; i++)
-			if (rv->peers[i].live) {
-				corked[ncorked++] = rv->peers[i].conn;
-				repl_conn_get(rv->peers[i].conn);
-				repl_conn_cork(rv->peers[i].conn);
-			}
+	/* settled requests named to the peers ride with this one: frames
+	 * queued in one batch leave in one sendmsg (repl_conn.c) */
+	if (is_write_like(io->op) && repl_pa_due(rv, rv->ninflight))
 		repl_pa_flush(rv);
-	}
 	for (unsigned i = 0; i < REPL_MAX_NODES; i++) {
 		struct repl_peer *p = &rv->peers[i];
 
@@ -726,10 +717,9 @@ void repl_vol_issue(struct repl_vol *rv, struct repl_req *q)
 		if (!q->frames[i])
 			repl_conn_close(p->conn, REPL_REASON_NONE, "cannot queue a %s",
 					repl_msg_name(m.type));
-	}
-	while (ncorked--) {
-		repl_conn_uncork(corked[ncorked]);
-		repl_conn_put(corked[ncorked]);
+		/* on the wire before our local write is submitted: the peers'
+		 * round trip is the longer path (in io_uring's SQ order) */
+		repl_conn_flush_now(p->conn);
 	}
 	if (local_diskless(rv) && io->op != VOL_FLUSH) {
 		q->local_res = q->wait ? 0 : -EIO; /* no replica took it */

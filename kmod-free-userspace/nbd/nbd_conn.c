@@ -167,6 +167,25 @@ static void conn_send(struct nbd_conn *c)
 
 static void try_handover(struct nbd_conn *c);
 
+static void send_task(struct reactor_task *t)
+{
+	struct nbd_conn *c = container_of(t, struct nbd_conn, send_task);
+
+	conn_send(c);
+	unhold(c);
+}
+
+/* Replies completed in one batch of completions leave in one sendmsg, at
+ * its end (reactor_defer), not the first alone and the rest after it. */
+static void send_later(struct nbd_conn *c)
+{
+	if (c->send_task.queued || c->send_pending)
+		return; /* send_done sends what queued up meanwhile */
+	c->send_task.fn = send_task;
+	hold(c);
+	reactor_defer(c->r, &c->send_task);
+}
+
 static void send_done(struct reactor_op *op, int res)
 {
 	struct nbd_conn *c = container_of(op, struct nbd_conn, send_op);
@@ -497,7 +516,7 @@ static void queue_reply(struct nbd_conn *c, struct nbd_req *req, uint32_t err)
 		o->data_len = req->rq.length;
 	}
 	enqueue(c, o);
-	conn_send(c);
+	send_later(c);
 }
 
 static void req_done(struct vol_io *io, int res)

@@ -78,6 +78,7 @@ struct nbd_conn {
 
 	struct nbd_out *sq_head, **sq_tail;
 	struct reactor_op send_op;
+	struct reactor_task send_task;  /* replies of a batch leave at its end */
 	bool send_pending;
 	struct msghdr msg;
 	struct iovec iov[NBD_SEND_IOV];

@@ -156,6 +156,65 @@ static void test_call_returns_errors(void **state)
 	assert_int_equal(reactor_call(fx->r, ret_neg, NULL), -ENOSPC);
 }
 
+/* reactor_defer: a task runs once per batch however often it was deferred,
+ * after the callback that deferred it returned, and may defer another */
+struct deferring {
+	struct reactor_task t1, t2;
+	int runs1, runs2;
+	bool fn_returned, t1_after_fn, t2_ran_in_pass;
+};
+
+static void task2(struct reactor_task *t)
+{
+	struct deferring *d = container_of(t, struct deferring, t2);
+
+	d->runs2++;
+	d->t2_ran_in_pass = d->runs1 == 1;
+}
+
+static void task1(struct reactor_task *t)
+{
+	struct deferring *d = container_of(t, struct deferring, t1);
+
+	d->runs1++;
+	d->t1_after_fn = d->fn_returned;
+	reactor_defer(reactor_self(), &d->t2);
+}
+
+static int defer_twice(void *arg)
+{
+	struct deferring *d = arg;
+
+	d->t1.fn = task1;
+	d->t2.fn = task2;
+	reactor_defer(reactor_self(), &d->t1);
+	reactor_defer(reactor_self(), &d->t1);
+	d->fn_returned = true; /* the tasks have not run yet */
+	return d->runs1;
+}
+
+static int read_runs(void *arg)
+{
+	struct deferring *d = arg;
+
+	return d->runs1 * 10 + d->runs2;
+}
+
+static void test_defer(void **state)
+{
+	struct fx *fx = *state;
+	struct deferring d = { 0 };
+
+	assert_int_equal(reactor_call(fx->r, defer_twice, &d), 0);
+	assert_int_equal(reactor_call(fx->r, read_runs, &d), 11);
+	assert_true(d.t1_after_fn);
+	assert_true(d.t2_ran_in_pass);
+	assert_false(d.t1.queued);
+	/* deferred again later: runs again */
+	assert_int_equal(reactor_call(fx->r, defer_twice, &d), 1);
+	assert_int_equal(reactor_call(fx->r, read_runs, &d), 22);
+}
+
 struct nest {
 	struct reactor *r;
 	int inner;
@@ -555,6 +614,7 @@ int main(void)
 		T(test_new_and_id),
 		T(test_call_runs_on_reactor),
 		T(test_call_returns_errors),
+		T(test_defer),
 		T(test_call_from_own_thread),
 		T(test_post_in_order),
 		T(test_post_from_many_threads),
