@@ -188,6 +188,29 @@ print(f'{w["lat_ns"]["mean"] / 1000:.1f} {p99:.1f} {w["iops"]:.0f} {w["total_ios
 PY
 }
 
+# disk_run NJOBS QD -> "lat_mean_us iops": the store's disk alone, NJOBS
+# fio processes each writing 4k at random into a file of its own with
+# io_uring O_DIRECT: the disk work N replicas on this one machine must do
+# (every replica writes every block to the same disk). Its IOPS / N is
+# the most a replicated write could reach here with zero software cost.
+disk_run() {
+	local n=$1 qd=$2 j files=()
+	for ((j = 0; j < n; j++)); do files+=("$T/disk.$j"); done
+	fio --name=disk --ioengine=io_uring --direct=1 --rw=randwrite --bs=4k --iodepth="$qd" \
+		--size="$SIZE" --numjobs="$n" --filename_format="$T/disk.\$jobnum" \
+		--time_based --runtime="$RUNTIME" --ramp_time="$RAMP" --norandommap \
+		--randrepeat=0 --group_reporting --output-format=json >"$T/disk.json" 2>"$T/disk.err" ||
+		fail "fio on the disk: $(tail -c 600 "$T/disk.err")"
+	rm -f "${files[@]}"
+	"$PY" - "$T/disk.json" <<'PY'
+import json, sys
+text = open(sys.argv[1]).read()
+w = json.loads(text[text.index("{"):])["jobs"][0]["write"]
+print(f'{w["lat_ns"]["mean"] / 1000:.1f} {w["iops"]:.0f}')
+PY
+}
+declare -A DISK=() # "njobs,qd,round" -> disk_run's line
+
 declare -A RES=() # "point,qd,round" -> fio_run's line
 declare -A CPU=() # "point,qd,round" -> CPU ticks (utime+stime) of the three daemons during it
 ticks() {
@@ -239,6 +262,12 @@ mkvol r2 a b
 mkvol r3 a b c
 orders=("u r2 r3" "r2 r3 u" "r3 u r2")
 for ((round = 1; round <= ROUNDS; round++)); do
+	for n in 1 3; do
+		for qd in 1 32; do
+			DISK[$n,$qd,$round]=$(disk_run "$n" "$qd")
+		done
+		log "  round $round disk alone, $n writer(s): QD1 $(cut -d' ' -f1 <<<"${DISK[$n,1,$round]}") us, QD32 $(cut -d' ' -f2 <<<"${DISK[$n,32,$round]}") IOPS in all"
+	done
 	for pt in ${orders[$(((round - 1) % 3))]}; do
 		case $pt in
 		u) measure u u "$round" ;;
@@ -319,16 +348,41 @@ wait "$CHK_PID" 2>/dev/null || true
 CHK_SUM=$(tail -n 1 "$T/fo.out")
 VERIFY=$(in_az b timeout 120 /usr/bin/python3 "$CHECKER" verify --uri "$(vuri b fo)" \
 	--journal "$T/fo.journal" --blocks "$CHK_BLOCKS" 2>&1) && VERIFY_RC=0 || VERIFY_RC=$?
-# ---- resync, unthrottled. c lost its primary uncleanly ("unconfirmed"):
-# b resyncs it completely right after its promotion, while the checker
-# writes. a returns: it crashed as primary, so b resyncs its activity-log
-# extents plus what b wrote since, not everything
+# ---- resyncs, unthrottled. c lost its primary uncleanly ("unconfirmed"):
+# b resyncs what b tracked c may lack plus what c reported it may hold
+# (peer acks), right after its promotion, while the checker writes. a
+# returns: it crashed as primary, so b resyncs its activity-log extents
+# plus what b wrote since. Then c is replaced by an empty node (its store
+# wiped, `add-replica --replace`, `create --join`): a full sync. Here
+# source and target share one disk, so its peer is the disk copying a
+# file by itself (fio reading one file and writing another at once, 1 MiB
+# O_DIRECT, QD4 each: the write side's bandwidth), measured just before;
+# the disk's plain sequential write bandwidth is printed beside it.
 repl_start a
 wait_until 120 up_to_date a || true
-export RESYNC_LINE AL_LINE AL_EXTENTS
+export RESYNC_LINE AL_LINE AL_EXTENTS FULL_LINE DISK_BW
 RESYNC_LINE=$(grep -h "resync to peer 2 (node-c) done" "$T"/az-b/urbd.*.log 2>/dev/null | tail -n 1)
 AL_LINE=$(grep -h "resync to peer 0 (node-a) done" "$T"/az-b/urbd.*.log 2>/dev/null | tail -n 1)
 AL_EXTENTS=$(grep -ho "was primary at a crash: [0-9]* activity-log extents" "$T"/az-a/urbd.*.log 2>/dev/null | tail -n 1)
+fio --name=bw --ioengine=io_uring --direct=1 --rw=write --bs=1M --iodepth=8 --size="$SIZE" \
+	--filename="$T/bw.dat" --output-format=json >"$T/bw.json" 2>"$T/bw.err" || fail "fio bw: $(tail -c 300 "$T/bw.err")"
+fio --name=rd --ioengine=io_uring --direct=1 --rw=read --bs=1M --iodepth=4 --size="$SIZE" \
+	--filename="$T/bw.dat" --name=wr --ioengine=io_uring --direct=1 --rw=write --bs=1M --iodepth=4 \
+	--size="$SIZE" --filename="$T/cp.dat" --output-format=json >"$T/cp.json" 2>"$T/cp.err" ||
+	fail "fio copy: $(tail -c 300 "$T/cp.err")"
+rm -f "$T/bw.dat" "$T/cp.dat"
+_bw() { "$PY" -c 'import json,sys; t=open(sys.argv[1]).read(); print(sum(j["write"]["bw_bytes"] for j in json.loads(t[t.index("{"):])["jobs"]))' "$1"; }
+DISK_BW="$(_bw "$T/bw.json") $(_bw "$T/cp.json")"
+fo_uuid=$(jf b fo 'v["uuid"]')
+stop_urbd_in c
+rm -rf "$T/az-c/store"
+mc2="2=node-c2@$(az_addr c):$REPL_PORT"
+for az in a b; do ctl "$az" volume add-replica fo "$mc2" --replace >/dev/null || fail "replace c on $az"; done
+repl_start c
+ctl c volume create fo "$SIZE" --replicas "0=node-a@$(az_addr a):$REPL_PORT,1=node-b@$(az_addr b):$REPL_PORT,$mc2" \
+	--local-id 2 --uuid "$fo_uuid" --join >/dev/null || fail "create --join on the new c"
+wait_until 120 up_to_date c || true
+FULL_LINE=$(grep -h "resync to peer 2 (node-c2) done" "$T"/az-b/urbd.*.log 2>/dev/null | tail -n 1)
 RSS_END=$(for az in b c; do echo "$az $(rss_of "$az")"; done)
 
 # daemon logs: every line at WARN or ERR (the failover makes some)
@@ -341,7 +395,8 @@ done)
 	"$((t1 - t0))" "$((t2 - t0))" "$FO_OK" "$VERIFY_RC" "$RSS_A" \
 	"${URBD_REPL_PING_MS:-default 500}" "${URBD_REPL_TIMEOUT_MS:-default 2000}" \
 	"$(for k in "${!MRTT[@]}"; do echo "$k ${MRTT[$k]}"; done)" "$(tr '\n' ' ' <"$T/qio.out" | cut -c1-200)" \
-	"$(for k in "${!CPU[@]}"; do echo "$k ${CPU[$k]}"; done)" "$(getconf CLK_TCK)" <<PY
+	"$(for k in "${!CPU[@]}"; do echo "$k ${CPU[$k]}"; done)" "$(getconf CLK_TCK)" \
+	"$(for k in "${!DISK[@]}"; do echo "$k ${DISK[$k]}"; done)" <<PY
 import json, statistics, sys
 mode, runtime, ramp, rounds, size, rtts = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5], sys.argv[6].split()
 t_promote, t_write, fo_ok, verify_rc, rss_a = int(sys.argv[7]) / 1e9, int(sys.argv[8]) / 1e9, sys.argv[9] == "1", int(sys.argv[10]), sys.argv[11].split()
@@ -349,6 +404,12 @@ ping, tmo = sys.argv[12], sys.argv[13]
 qio_last = sys.argv[15]
 cpu = {tuple(l.split()[0].split(",")): int(l.split()[1]) for l in sys.argv[16].splitlines() if l.strip()}
 hz = int(sys.argv[17])
+disk = {}
+for l in sys.argv[18].splitlines():
+    if l.strip():
+        k, lat, iops = l.split()
+        n, qd, r = k.split(",")
+        disk.setdefault((int(n), int(qd)), []).append((float(lat), float(iops)))
 mrtt = {l.split()[0]: [float(x) for x in l.split()[1:]] for l in sys.argv[14].splitlines() if l.strip()}
 res = {}
 for line in """$(for k in "${!RES[@]}"; do echo "$k ${RES[$k]}"; done)""".splitlines():
@@ -389,6 +450,12 @@ print("RTT a <-> b measured through the same path (tcpping.py, 64 B ping-pongs, 
 print()
 u1, u1p, u32 = med("u", 1, 0), med("u", 1, 1), med("u", 32, 2)
 print("urbd CPU/IO: utime+stime of all three daemons over a run / the I/Os of the run (tick %.0f ms)." % (1000 / hz))
+if disk:
+    def dmed(n, qd, i):
+        return statistics.median(x[i] for x in disk[(n, qd)])
+    print("Peer: the store's disk alone (fio io_uring O_DIRECT 4k random write, one file per writer, same rounds):")
+    print("  1 writer:  QD1 %.1f us, QD32 %.0f IOPS;  3 writers at once: QD1 %.1f us, QD32 %.0f IOPS in all" %
+          (dmed(1, 1, 0), dmed(1, 32, 1), dmed(3, 1, 0), dmed(3, 32, 1)))
 print()
 print(f'{"":<24} {"QD1 lat":>10} {"QD1 lat":>10} {"":>10} {"QD32 IOPS":>9}  {"urbd CPU/IO":>11} {"urbd CPU/IO":>11}')
 print(f'{"point":<24} {"mean":>10} {"p99":>10} {"QD32 IOPS":>10} {"x unrepl":>9}  {"QD1":>11} {"QD32":>11}  {"replicated writes, peers connected after":<20}')
@@ -436,17 +503,32 @@ for p, n, rtt, label in points:
     if p == "r3@0":
         print(f'  {label:<22} QD1 mean {lat:7.1f} us <= 150 us (Ceph RBD size 3 here: ~1.5-1.8 ms): {verdict(lat <= 150)}')
         print(f'  {"":<22} QD32 {iops:7.0f} IOPS >= 20000 (Ceph RBD: ~1.4k-1.8k): {verdict(iops >= 20000)}')
+        if (3, 32) in disk and (1, 1) in disk:
+            d3 = statistics.median(x[1] for x in disk[(3, 32)])
+            d1 = statistics.median(x[0] for x in disk[(3, 1)])
+            l1 = statistics.median(x[0] for x in disk[(1, 1)])
+            print(f'  {"":<22} the disk alone with 3 writers (the work of 3 replicas here): {d3:.0f} IOPS in all = {d3 / 3:.0f} per')
+            print(f'  {"":<22} replicated write at most; urbd reaches {iops / (d3 / 3):.2f}x of that. QD1: one O_DIRECT write {l1:.1f} us alone,')
+            print(f'  {"":<22} {d1:.1f} us with 3 writers at once; urbd {lat:.1f} us (network, NBD and the peers on top)')
 import os, re
 rl = os.environ.get("RESYNC_LINE", "")
 mm = re.search(r"done: (\d+) bytes in ([0-9.]+) s \(([0-9.]+) MiB/s\)", rl)
+mf = re.search(r"done: (\d+) bytes in ([0-9.]+) s \(([0-9.]+) MiB/s\)", os.environ.get("FULL_LINE", ""))
+bws = (os.environ.get("DISK_BW", "") or "0 0").split()
+wbw, cbw = int(bws[0]) / 2**20, int(bws[1]) / 2**20
+if mf:
+    got = float(mf.group(3))
+    print(f'  resync throughput      full sync of a replacement c, unthrottled: {int(mf.group(1)) / 2**20:.0f} MiB in {float(mf.group(2)):.2f} s = {got:.0f} MiB/s;')
+    print(f'  {"":<22} the disk copying by itself (read + write at once, source and target share it here): {cbw:.0f} MiB/s:')
+    print(f'  {"":<22} {got / cbw if cbw else float("nan"):.2f}x >= 0.8x: {verdict(cbw and got >= 0.8 * cbw)} (its plain sequential write: {wbw:.0f} MiB/s, {got / wbw if wbw else float("nan"):.2f}x)')
+else:
+    print(f'  resync throughput      not measured: no finished full sync of the replacement c in b\'s log')
 if mm:
-    print(f'  resync throughput      full resync of c (unconfirmed after the crash), unthrottled, checker writing: {int(mm.group(1)) / 2**20:.0f} MiB in {float(mm.group(2)):.2f} s = {float(mm.group(3)):.0f} MiB/s')
+    print(f'  {"":<22} c, unconfirmed after the crash (peer acks: tracked on b + c\'s report): {int(mm.group(1)) / 2**20:.1f} MiB of {size} resynced in {float(mm.group(2)):.3f} s')
 ma = re.search(r"done: (\d+) bytes in ([0-9.]+) s", os.environ.get("AL_LINE", ""))
 if ma:
     print(f'  {"":<22} the crashed old primary a: {int(ma.group(1)) / 2**20:.0f} MiB resynced in {float(ma.group(2)):.2f} s ({os.environ.get("AL_EXTENTS", "?")}, plus what b wrote since)')
     print(f'  {"":<22} (resync bytes <= 1.1x dirtied: tests/cluster/t-repl-kill-secondary checks moved = dirtied on every run)')
-else:
-    print(f'  resync throughput      not measured: no finished resync in b\'s log')
 if fo_ok:
     print(f'  failover (3 replicas, RTT 0): kill -9 of a\'s daemon -> b promoted {t_promote:.3f} s -> first FUA write acknowledged through b {t_write:.3f} s <= 2 s: {verdict(t_write <= 2)}')
 else:
