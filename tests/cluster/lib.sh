@@ -120,6 +120,19 @@ _stop_pid() {
 	wait "$pid" 2>/dev/null || true
 }
 
+# kill9_in AZ...: kill -9 each az's daemon at once (one signal call, as a
+# power loss would), then wait until each has really exited: its sockets
+# are only released then (a quick restart got EADDRINUSE under ASan)
+kill9_in() {
+	local az pids=()
+	for az in "$@"; do pids+=("${URBD_PIDS[$az]}"); done
+	kill -KILL "${pids[@]}" 2>/dev/null || true
+	for az in "$@"; do
+		wait "${URBD_PIDS[$az]}" 2>/dev/null || true
+		unset "URBD_PIDS[$az]"
+	done
+}
+
 bg_in_az() {
 	local az=$1 logf=$2
 	shift 2

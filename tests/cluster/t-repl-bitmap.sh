@@ -47,10 +47,7 @@ missed() {
 		"$PY" -c 'import json,sys; print(json.load(sys.stdin)["differing_regions"])')
 	echo $((n * GRAIN))
 }
-kill9() {
-	kill -KILL "${URBD_PIDS[$1]}"
-	unset "URBD_PIDS[$1]"
-}
+kill9() { kill9_in "$1"; }
 
 # ---- 1. clean restart of the primary ---------------------------------------------
 ctl a volume promote "$VOL" >/dev/null || fail "promote a"
@@ -117,8 +114,7 @@ replicas_identical a b c || fail "replicas differ after step 2"
 # ---- 3. two zones lose power at once --------------------------------------------
 checker_bg c w3 30 "$(nbd_uri a)" --io-timeout 5
 sleep 2.5
-kill -KILL "${URBD_PIDS[b]}" "${URBD_PIDS[a]}"
-unset "URBD_PIDS[a]" "URBD_PIDS[b]"
+kill9_in b a
 checker_wait "$CHK_PID" w3 3
 [ "$(chk_field w3 acked)" -gt 100 ] || fail "checker w3: too few writes acknowledged"
 repl_start a

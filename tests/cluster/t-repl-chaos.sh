@@ -74,16 +74,14 @@ for ((step = 1; step <= STEPS; step++)); do
 	case $action in
 	kill-primary)
 		victim=$PRIMARY
-		kill -KILL "${URBD_PIDS[$victim]}"
-		unset "URBD_PIDS[$victim]"
+		kill9_in "$victim"
 		ensure_primary $(candidates "$victim")
 		sleep 1
 		repl_start "$victim"
 		;;
 	kill-secondary)
 		victim=$(pick $(others "$PRIMARY"))
-		kill -KILL "${URBD_PIDS[$victim]}"
-		unset "URBD_PIDS[$victim]"
+		kill9_in "$victim"
 		sleep 1
 		repl_start "$victim"
 		;;

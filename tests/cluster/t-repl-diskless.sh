@@ -31,8 +31,7 @@ log "diskless c serves a's data (3 MiB + 64 KiB patterns, zeroes)"
 
 checker_bg c w1 7 "$(nbd_uri c)"
 sleep 3
-kill -KILL "${URBD_PIDS[b]}"
-unset "URBD_PIDS[b]"
+kill9_in b
 log "killed b (kill -9) mid-write through c"
 checker_wait "$CHK_PID" w1
 [ "$(chk_field w1 errors)" = 0 ] || fail "writes through c failed when b died"

@@ -39,8 +39,7 @@ bg_in_az c "$T/tail.out" fio --name=tail --ioengine=nbd --uri="$(nbd_uri a)" --r
 TAIL_PID=$BG_PID
 sleep 2.5
 t0=$(date +%s%N)
-kill -KILL "${URBD_PIDS[a]}"
-unset "URBD_PIDS[a]"
+kill9_in a
 _promote_b() { ctl b volume promote "$VOL" >/dev/null 2>&1; }
 wait_until 10 _promote_b || fail "b could not be promoted: $(ctl b volume promote "$VOL" 2>&1)"
 t1=$(date +%s%N)

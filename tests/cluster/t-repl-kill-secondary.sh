@@ -19,8 +19,7 @@ ctl a volume promote "$VOL" >/dev/null || fail "promote a"
 gen0=$(vfield a 'v["replication"]["generation"]')
 checker_bg a w1 5 "$(nbd_uri a)"
 sleep 2
-kill -KILL "${URBD_PIDS[c]}"
-unset "URBD_PIDS[c]"
+kill9_in c
 log "killed c (kill -9) mid-write"
 checker_wait "$CHK_PID" w1
 [ "$(chk_field w1 errors)" = 0 ] || fail "writes failed while c was down"

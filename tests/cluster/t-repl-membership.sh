@@ -65,8 +65,7 @@ out=$(ctl a volume remove-replica "$VOL" 0 2>&1) && fail "a removed itself"
 grep -q 'this node' <<<"$out" || fail "self-removal refused without the reason: $out"
 
 # ---- replace b: dead for good, a new node in slot 1 ------------------------------
-kill -KILL "${URBD_PIDS[b]}"
-unset "URBD_PIDS[b]"
+kill9_in b
 rm -rf "$T/az-b/store"
 checker_bg a w1 4 "$(nbd_uri a)"
 mb2="1=node-b2@$(az_addr b):$REPL_PORT"

@@ -31,8 +31,7 @@ ctl a volume promote "$VOL" >/dev/null || fail "promote a"
 checker_bg c w1 7 "$(nbd_uri a),$(nbd_uri b)" --reconnect-seconds 20 --io-timeout 5
 sleep 2
 t0=$(date +%s%N)
-kill -KILL "${URBD_PIDS[a]}"
-unset "URBD_PIDS[a]"
+kill9_in a
 promote_retry b
 t1=$(date +%s%N)
 log "1: killed a; b promoted with c's vote $(((t1 - t0) / 1000000)) ms after the kill"
