@@ -22,13 +22,16 @@
  *                left in the ring may be on any subset of members: it goes
  *                into every member's trk and, if the loss was unclean
  *                (this member is "unconfirmed"), into our own report.
- *   tracking     member X's trk counts from a moment when we and X were
- *                both up to date followers of the same primary (identical
- *                but for requests in flight, which the rings hold). It
+ *   tracking     member X's trk counts from a PEER_ACK whose in-sync set
+ *                names X: the primary's own word that X holds everything
+ *                it settled, while we, up to date, apply all it sends (so
+ *                we and X differ only in unsettled requests, which the
+ *                rings hold; a member's STATE alone may be stale). It
  *                stops counting (invalid) when we are behind, follow
  *                another primary, the ring overflowed, or X becomes a
  *                primary, a resync target, follows someone else, or
- *                discards its data.
+ *                discards its data. The generations we had since it
+ *                started are the ones X may come back with.
  *   report       a member that lost its primary uncleanly names the grains
  *                of its unacknowledged requests to every peer (BITMAP
  *                frames, after its STATE; UNKNOWN when it lost track, e.g.
@@ -69,6 +72,7 @@ struct repl_pa {
 	uint64_t out_id[REPL_MAX_PEER_ACKS];
 	uint32_t out_peers[REPL_MAX_PEER_ACKS];
 	unsigned nout;
+	uint32_t sent_in_sync;      /* the in-sync set last sent */
 	/* secondary: requests of `following` (member id + 1) applied here and
 	 * not yet named by a PEER_ACK; ring_ok: complete since it followed */
 	struct pa_rec *ring;
@@ -160,13 +164,28 @@ static void mark(struct repl_vol *rv, struct repl_peer *x, uint64_t off, uint64_
 
 /* ---- primary ---------------------------------------------------------------------- */
 
-static void send_to(struct repl_vol *rv, struct repl_peer *p)
+/* the members we (the primary) know hold every request we settled */
+static uint32_t in_sync_set(const struct repl_vol *rv)
+{
+	uint32_t set = 0;
+
+	for (unsigned i = 0; i < REPL_MAX_NODES; i++) {
+		const struct repl_peer *p = &rv->peers[i];
+
+		if (p->m && !p->m->diskless && p->live && !p->outdated && !p->syncing &&
+		    p->bm && p->bm_complete && !repl_bitmap_count(p->bm))
+			set |= 1u << i;
+	}
+	return set;
+}
+
+static void send_to(struct repl_vol *rv, struct repl_peer *p, uint32_t in_sync)
 {
 	struct repl_pa *pa = rv->pa;
 	struct repl_msg m = { .type = REPL_MSG_PEER_ACK };
-	uint8_t *ents = malloc(16 * pa->nout);
+	uint8_t *ents = pa->nout ? malloc(16 * pa->nout) : NULL;
 
-	if (!ents) {
+	if (pa->nout && !ents) {
 		/* it keeps those requests as unconfirmed: resyncs too much, never
 		 * too little */
 		log_rl(LOG_LVL_WARN, "repl", "%s: no memory for a PEER_ACK", vname(rv));
@@ -175,9 +194,10 @@ static void send_to(struct repl_vol *rv, struct repl_peer *p)
 	for (unsigned i = 0; i < pa->nout; i++)
 		repl_peer_ack_put(ents, i, pa->out_id[i], pa->out_peers[i]);
 	m.u.peer_ack.count = pa->nout;
+	m.u.peer_ack.in_sync = in_sync;
 	m.data = ents;
 	m.data_len = 16 * pa->nout;
-	if (repl_conn_send_owned(p->conn, &m, repl_pa_release) < 0)
+	if (repl_conn_send_owned(p->conn, &m, ents ? repl_pa_release : NULL) < 0)
 		free(ents);
 }
 
@@ -189,16 +209,22 @@ void repl_pa_release(const uint8_t *data, uint32_t len)
 void repl_pa_flush(struct repl_vol *rv)
 {
 	struct repl_pa *pa = rv->pa;
+	uint32_t in_sync;
 
-	if (!pa || !pa->nout)
+	if (!pa || rv->role != REPL_ROLE_PRIMARY)
+		return;
+	in_sync = in_sync_set(rv);
+	/* nothing settled: only a changed in-sync set is news */
+	if (!pa->nout && in_sync == pa->sent_in_sync)
 		return;
 	for (unsigned i = 0; i < REPL_MAX_NODES; i++) {
 		struct repl_peer *p = &rv->peers[i];
 
 		if (p->live && feature(p->conn) && !p->m->diskless)
-			send_to(rv, p);
+			send_to(rv, p, in_sync);
 	}
 	pa->nout = 0;
+	pa->sent_in_sync = in_sync;
 }
 
 void repl_pa_settled(struct repl_vol *rv, uint64_t id, uint32_t holders)
@@ -309,6 +335,29 @@ static struct pa_rec *ring_find(struct repl_pa *pa, uint64_t id)
 	return NULL;
 }
 
+/* The primary p says the members in `in_sync` hold all it settled. We
+ * apply everything p sends (up to date, following it, the ring complete):
+ * from here on we and they differ only in what the rings hold and what
+ * the PEER_ACKs will say they lack. */
+static void start_tracking(struct repl_vol *rv, struct repl_peer *p, uint32_t in_sync)
+{
+	if (!rv->pa->ring_ok || rv->disk != REPL_DISK_UP_TO_DATE)
+		return;
+	for (unsigned i = 0; i < REPL_MAX_NODES; i++) {
+		struct repl_peer *x = &rv->peers[i];
+
+		if (x->trk_valid || !(in_sync & (1u << i)) || !trackable(rv, x) || x == p)
+			continue;
+		if (!x->trk && !(x->trk = new_bitmap(rv)))
+			continue;
+		repl_bitmap_clear_all(x->trk);
+		x->trk_valid = true;
+		x->trk_base = rv->v->sv->meta.gen.current;
+		log_dbg("repl", "%s: tracking what peer %u (%s) lacks of %s's writes", vname(rv),
+			x->id, x->m->node, p->m->node);
+	}
+}
+
 int repl_pa_on_peer_ack(struct repl_vol *rv, struct repl_peer *p, const struct repl_msg *m,
 			char *why, size_t whylen)
 {
@@ -338,6 +387,7 @@ int repl_pa_on_peer_ack(struct repl_vol *rv, struct repl_peer *p, const struct r
 		pa->head = (pa->head + 1) % RING_CAP;
 		pa->count--;
 	}
+	start_tracking(rv, p, m->u.peer_ack.in_sync);
 	return 0;
 }
 
@@ -371,35 +421,22 @@ void repl_pa_update(struct repl_vol *rv)
 		invalidate_all(rv, "this replica is not up to date");
 		return;
 	}
+	/* what a member says of itself can only stop its tracking (it
+	 * starts on the primary's word: start_tracking) */
 	for (unsigned i = 0; i < REPL_MAX_NODES; i++) {
 		struct repl_peer *x = &rv->peers[i];
 		const struct repl_state *s = &x->st;
 
-		if (!trackable(rv, x) || x == pp)
+		if (!x->trk_valid || !x->live)
 			continue;
-		if (x->trk_valid) {
-			if (!x->live)
-				continue; /* the PEER_ACKs say what it misses */
-			if (s->role == REPL_ROLE_PRIMARY)
-				invalidate(rv, x, "it is a primary");
-			else if (s->disk_state == REPL_DISK_INCONSISTENT)
-				invalidate(rv, x, "it is a resync target");
-			else if (s->following && s->following != pp->id + 1)
-				invalidate(rv, x, "it follows another primary");
-			else if (s->flags & REPL_STATE_F_DISCARD_MY_DATA)
-				invalidate(rv, x, "it discards its data");
-			continue;
-		}
-		if (!pa->ring_ok || !x->live || s->role != REPL_ROLE_SECONDARY ||
-		    s->disk_state != REPL_DISK_UP_TO_DATE || s->following != pp->id + 1 ||
-		    (s->flags & (REPL_STATE_F_DISCARD_MY_DATA | REPL_STATE_F_UNCONFIRMED)))
-			continue;
-		if (!x->trk && !(x->trk = new_bitmap(rv)))
-			continue;
-		repl_bitmap_clear_all(x->trk);
-		x->trk_valid = true;
-		log_dbg("repl", "%s: tracking what peer %u (%s) lacks of %s's writes", vname(rv),
-			x->id, x->m->node, pp->m->node);
+		if (s->role == REPL_ROLE_PRIMARY)
+			invalidate(rv, x, "it is a primary");
+		else if (s->disk_state == REPL_DISK_INCONSISTENT)
+			invalidate(rv, x, "it is a resync target");
+		else if (s->following && s->following != pp->id + 1)
+			invalidate(rv, x, "it follows another primary");
+		else if (s->flags & REPL_STATE_F_DISCARD_MY_DATA)
+			invalidate(rv, x, "it discards its data");
 	}
 }
 
@@ -590,6 +627,36 @@ void repl_pa_peer_gone(struct repl_vol *rv, struct repl_peer *x)
 
 /* ---- promotion -------------------------------------------------------------------- */
 
+/* The generations x may have and still be covered: ours since tracking
+ * began (newest first; before our promotion rotates): a member that
+ * missed writes before that has an older one, since a primary rotates
+ * before it acknowledges the first write without a member. */
+static void accepted_gens(const struct repl_vol *rv, struct repl_peer *x)
+{
+	const struct store_generations *g = &rv->v->sv->meta.gen;
+	const uint64_t ours[3] = { g->current, g->history[0], g->history[1] };
+
+	x->trk_ngens = 0;
+	for (unsigned k = 0; k < 3 && ours[k]; k++) {
+		x->trk_gens[x->trk_ngens++] = ours[k];
+		if (ours[k] == x->trk_base)
+			return;
+	}
+	x->trk_ngens = 0; /* tracking began before what we remember: no claim */
+}
+
+bool repl_pa_rebase(struct repl_peer *x, uint64_t gen)
+{
+	if (!x->bm_trk)
+		return false;
+	for (unsigned k = 0; k < x->trk_ngens; k++)
+		if (x->trk_gens[k] == gen) {
+			x->bm_base = gen;
+			return true;
+		}
+	return false;
+}
+
 void repl_pa_promoted(struct repl_vol *rv)
 {
 	struct repl_pa *pa = rv->pa;
@@ -615,10 +682,12 @@ void repl_pa_promoted(struct repl_vol *rv)
 		x->bm = x->trk;
 		x->trk = t;
 		x->bm_complete = true;
-		x->bm_base = x->st.gen_current; /* the generation it had when we last heard */
 		x->bm_run = rv->primary_runs;
 		x->bm_fp = false;
 		x->bm_trk = true;
+		accepted_gens(rv, x);
+		if (!repl_pa_rebase(x, x->st.gen_current))
+			x->bm_base = x->trk_ngens ? x->trk_gens[0] : 0;
 		log_info("repl", "%s: peer %u (%s): %llu grain(s) it may lack, tracked while we "
 			 "were secondaries", vname(rv), x->id, x->m->node,
 			 (unsigned long long)repl_bitmap_count(x->bm));
@@ -627,7 +696,7 @@ void repl_pa_promoted(struct repl_vol *rv)
 
 bool repl_pa_claim(struct repl_vol *rv, struct repl_peer *x)
 {
-	if (!x->bm_trk || !x->bm_complete || x->bm_base != x->st.gen_current)
+	if (!x->bm_trk || !x->bm_complete || !repl_pa_rebase(x, x->st.gen_current))
 		return false;
 	if (!(x->st.flags & REPL_STATE_F_UNCONFIRMED))
 		return true;
@@ -641,7 +710,7 @@ bool repl_pa_claim(struct repl_vol *rv, struct repl_peer *x)
 
 bool repl_pa_await(struct repl_vol *rv, struct repl_peer *x, const struct repl_state *s)
 {
-	if (!x->bm_trk || !x->bm_complete || x->bm_base != s->gen_current ||
+	if (!x->bm_trk || !x->bm_complete || !repl_pa_rebase(x, s->gen_current) ||
 	    !(s->flags & REPL_STATE_F_UNCONFIRMED))
 		return false;
 	if (!feature(x->conn)) {

@@ -275,8 +275,10 @@ static int validate(const struct repl_msg *m, const char **why)
 		return 0;
 	}
 	case REPL_MSG_PEER_ACK:
-		if (m->u.peer_ack.count == 0 || m->u.peer_ack.count > REPL_MAX_PEER_ACKS)
+		if (m->u.peer_ack.count > REPL_MAX_PEER_ACKS)
 			BAD("peer-ack count out of range");
+		if (m->u.peer_ack.in_sync >> REPL_MAX_NODES)
+			BAD("peer-ack in-sync set names a member id out of range");
 		if (m->data_len != sizeof(struct repl_wire_peer_ack_entry) * m->u.peer_ack.count)
 			BAD("peer-ack count disagrees with the frame length");
 		for (uint32_t i = 0; i < m->u.peer_ack.count; i++) {
@@ -578,9 +580,8 @@ static int x_peer_ack(const uint8_t *p, size_t len, struct repl_msg *m, const ch
 {
 	const struct repl_wire_peer_ack *w = (const void *)p;
 
-	if (!zero(&w->reserved, sizeof(w->reserved)))
-		BAD("reserved field not zero");
 	m->u.peer_ack.count = be32_get(&w->count);
+	m->u.peer_ack.in_sync = be32_get(&w->in_sync);
 	return 0;
 }
 
@@ -589,6 +590,7 @@ static void e_peer_ack(const struct repl_msg *m, uint8_t *p)
 	struct repl_wire_peer_ack *w = (void *)p;
 
 	be32_set(&w->count, m->u.peer_ack.count);
+	be32_set(&w->in_sync, m->u.peer_ack.in_sync);
 }
 
 void repl_peer_ack_entry(const struct repl_msg *m, uint32_t i, uint64_t *id, uint32_t *peers)
@@ -680,7 +682,7 @@ static const struct msg_desc msg_table[REPL_MSG_TYPE_END] = {
 	D(REPL_MSG_WRITE_ZEROES, "WRITE_ZEROES", 24, 24, 24, x_range, e_range),
 	ACK(REPL_MSG_WRITE_ZEROES_ACK, "WRITE_ZEROES_ACK"),
 	D(REPL_MSG_BARRIER, "BARRIER", 8, 8, 8, x_u64, e_u64),
-	D(REPL_MSG_PEER_ACK, "PEER_ACK", 8 + 16, 8 + 16 * REPL_MAX_PEER_ACKS, 8, x_peer_ack,
+	D(REPL_MSG_PEER_ACK, "PEER_ACK", 8, 8 + 16 * REPL_MAX_PEER_ACKS, 8, x_peer_ack,
 	  e_peer_ack),
 	ACK(REPL_MSG_BARRIER_ACK, "BARRIER_ACK"),
 	D(REPL_MSG_READ_REQ, "READ_REQ", 24, 24, 24, x_range, e_range),

@@ -334,12 +334,15 @@ _Static_assert(sizeof(struct repl_wire_read_reply) == 24, "read reply");
  * secondary keeps each request it applied until a PEER_ACK names it: what
  * is left when the primary is lost, and what a PEER_ACK says a member
  * lacks, is what that member may differ in (repl_peerack.c). Entries
- * follow the body; ids the receiver never got are ignored. */
+ * follow the body; ids the receiver never got are ignored. `in_sync`: the
+ * members the primary knows to hold everything it settled so far (live,
+ * nothing in their dirty bitmap, not being resynced); a secondary starts
+ * tracking a member on that word alone. count 0: only that. */
 #define REPL_MAX_PEER_ACKS 64u
 
 struct repl_wire_peer_ack {
-	struct be32 count;        /* entries that follow, 1..REPL_MAX_PEER_ACKS */
-	struct be32 reserved;
+	struct be32 count;        /* entries that follow, 0..REPL_MAX_PEER_ACKS */
+	struct be32 in_sync;      /* bit i: member i holds every settled request */
 };
 _Static_assert(sizeof(struct repl_wire_peer_ack) == 8, "peer ack");
 
@@ -473,7 +476,7 @@ struct repl_msg {
 		struct repl_read_reply read_reply;
 		struct repl_digest digest;        /* VERIFY_REPLY */
 		struct { uint32_t count, flags; } al; /* AL_EXTENTS: data = count BE u32 */
-		struct { uint32_t count; } peer_ack; /* PEER_ACK: data = count entries */
+		struct { uint32_t count, in_sync; } peer_ack; /* PEER_ACK: data = count entries */
 		uint64_t value;                   /* FLUSH id, BARRIER epoch, PING/PONG token,
 						   * RESYNC_START/DONE bytes */
 		struct repl_error error;

@@ -150,6 +150,13 @@ void repl_resync_start(struct repl_vol *rv, struct repl_peer *p, uint64_t peer_g
 	p->bm_fp = false;
 	p->bm_trk = false;
 	p->syncing = true;
+	/* RESYNC_DONE waits for the target's STATE saying "inconsistent":
+	 * the STATEs it sent before RESYNC_START (outdated, unconfirmed) are
+	 * then all in, and none can arrive after RESYNC_DONE and mark it
+	 * behind again (a 0-byte resync used to finish first, and the
+	 * target, outdated here for good, got no more writes: t-repl-chaos).
+	 * A peer without REPL_FEAT_PEER_ACK may not send one: no wait. */
+	p->sync_started = !(p->conn->features & REPL_FEAT_PEER_ACK);
 	p->sync_cursor = 0;
 	p->sync_total = repl_bitmap_count(p->bm) * repl_bitmap_grain(p->bm);
 	p->sync_done = 0;
@@ -265,7 +272,7 @@ static void pump(struct repl_vol *rv, struct repl_peer *p)
 				wrapped = true;
 				continue;
 			}
-			if (!p->sync_inflight && !repl_bitmap_count(p->bm))
+			if (!p->sync_inflight && !repl_bitmap_count(p->bm) && p->sync_started)
 				finish(rv, p);
 			return;
 		}

@@ -1077,6 +1077,15 @@ static void peer_state_changed(struct repl_vol *rv, struct repl_peer *p,
 		tiebreaker_follow(rv, p, s, &pg, cmp);
 		return;
 	}
+	/* the target of our resync took RESYNC_START: its STATEs from before
+	 * are behind us, RESYNC_DONE may go (repl_resync.c). Nothing else in
+	 * this STATE is news: it is our target, and the rest would only see
+	 * a finished resync and its (still set) "unconfirmed" */
+	if (p->syncing && s->disk_state == REPL_DISK_INCONSISTENT && !p->sync_started) {
+		p->sync_started = true;
+		repl_resync_pump_all(rv);
+		return;
+	}
 	if (s->disk_state == REPL_DISK_OUTDATED || s->disk_state == REPL_DISK_INCONSISTENT)
 		p->outdated = true;
 	if (!handshake && (s->flags & REPL_STATE_F_UNCONFIRMED) &&
@@ -1224,6 +1233,8 @@ static uint32_t on_state(void *ctx, struct repl_conn *c, const struct repl_state
 	/* set again below from the generations; a tie-breaker is never behind */
 	p->outdated = cmp == REPL_GEN_LOCAL_NEWER && !p->m->diskless;
 	p->await_report = false;
+	if (rv->role == REPL_ROLE_PRIMARY)
+		repl_pa_rebase(p, s->gen_current); /* a claim from tracking: its generation */
 	if ((s->flags & REPL_STATE_F_UNCONFIRMED) && rv->role == REPL_ROLE_PRIMARY &&
 	    !p->m->diskless && !bitmap_covers(rv, p, s->gen_current)) {
 		p->outdated = true;
@@ -1288,7 +1299,12 @@ static int resync_target(struct repl_vol *rv, struct repl_peer *p, const struct 
 	if (m->type == REPL_MSG_RESYNC_START) {
 		log_info("repl", "%s: resync from peer %u (%s): %llu bytes", vname(rv), p->id,
 			 p->m->node, (unsigned long long)m->u.value);
-		set_disk(rv, REPL_DISK_INCONSISTENT, "resync target");
+		/* the source waits for a STATE saying so before RESYNC_DONE:
+		 * exactly one, also when we were inconsistent already */
+		if (rv->disk == REPL_DISK_INCONSISTENT)
+			broadcast_state(rv);
+		else
+			set_disk(rv, REPL_DISK_INCONSISTENT, "resync target");
 		return 0;
 	}
 	if (rv->disk != REPL_DISK_INCONSISTENT) {
@@ -1932,8 +1948,10 @@ static int promote_on_reactor(void *arg)
 			} else if (!p->outdated) {
 				/* in step with us: what tracking marked was in
 				 * flight and settled everywhere */
-				p->bm_trk = false;
-				p->bm_complete = false;
+				if (p->bm_trk) {
+					p->bm_trk = false;
+					p->bm_complete = false;
+				}
 				in_sync_claim(rv, p);
 			}
 		}

@@ -79,6 +79,7 @@ struct repl_peer {
 	uint64_t bm_run;            /* our primary run (repl_vol.primary_runs) when it
 				     * left us as its primary, else 0 */
 	bool syncing;               /* we are its resync source now */
+	bool sync_started;          /* its STATE after our RESYNC_START came in */
 	bool await_al;              /* a crashed primary: its AL_EXTENTS decide the resync */
 	bool bm_fp;                 /* bm tracks a former primary since our promotion: good
 				     * only with its activity log (AL_EXTENTS) */
@@ -97,6 +98,9 @@ struct repl_peer {
 	struct repl_dirty_bitmap *trk, *rep;
 	bool trk_valid, rep_valid, rep_building, rep_unknown;
 	bool bm_trk, await_report;
+	uint64_t trk_base;          /* our generation when tracking began */
+	uint64_t trk_gens[3];       /* bm_trk: the generations it may come back with */
+	unsigned trk_ngens;
 };
 
 struct repl_vol {
@@ -310,6 +314,9 @@ void repl_pa_promoted(struct repl_vol *rv);
 /* promotion: x's claim holds for the generation it has now (an
  * unconfirmed x's report merged in) */
 bool repl_pa_claim(struct repl_vol *rv, struct repl_peer *x);
+/* x's claim from tracking covers generation gen (one we had since the
+ * tracking began): its bitmap is based on it now */
+bool repl_pa_rebase(struct repl_peer *x, uint64_t gen);
 /* a primary meets x again: wait for x's report before its resync */
 bool repl_pa_await(struct repl_vol *rv, struct repl_peer *x, const struct repl_state *s);
 uint64_t repl_pa_marked(const struct repl_vol *rv);

@@ -15,6 +15,10 @@
 #  3. a primary; c is cut off from a while a writes; a is killed and c is
 #     restarted before b's promotion: c lost track of its unconfirmed
 #     writes (it says UNKNOWN), so b resyncs c completely.
+#  4. b, the primary, dies idle: a promoted resyncs c in 0 bytes, and c
+#     still receives a's writes afterwards (the 0-byte resync finishes
+#     before c's own "inconsistent" STATE arrives, which must not mark c
+#     outdated again).
 # Every phase ends with `volume verify` and cmp of the live replicas; the
 # checker's acknowledged writes read back through each new primary.
 # shellcheck source-path=SCRIPTDIR source=repl_lib.sh
@@ -35,11 +39,7 @@ EOF
 undrop() { in_az "$1" nft delete table inet urbd_oneway 2>/dev/null || true; }
 # the bytes the last resync of member ID moved, as the primary PRIM says
 resynced() { peer_field "$1" "$2" resync_done_bytes; }
-kill_az() {
-	kill -KILL "${URBD_PIDS[$1]}"
-	wait "${URBD_PIDS[$1]}" 2>/dev/null || true
-	unset "URBD_PIDS[$1]"
-}
+kill_az() { kill9_in "$1"; }
 
 repl_up a b c
 size=$(vfield a 'v["size_bytes"]')
@@ -68,6 +68,18 @@ moved1=$(resynced b 2)
 	fail "c's resync moved $moved1 of $size bytes: want the tracked and reported grains only"
 checker_verify b w1
 replicas_identical b c || fail "b and c differ after c's resync (c's report not applied?)"
+# and c gets b's writes again: a short resync must not leave it marked
+# outdated on b by its own stale "inconsistent" STATE (t-repl-chaos found)
+after_resync_write() {
+	local p=$1 s=$2 out
+	[ "$(peer_field "$p" "$(member_id "$s")" outdated)" = False ] ||
+		fail "$p still takes $s as outdated after its resync"
+	out=$(in_az "$p" timeout 30 qemu-io -f raw "$(nbd_uri "$p")" -c 'write -P 0x77 60M 1M' 2>&1) ||
+		fail "write through $p: $out"
+	wait_until 5 no_pending "$p"
+}
+after_resync_write b c
+replicas_identical b c || fail "c missed b's write after its resync"
 log "1: c reported $told grain(s) b lacked; c resynced $moved1 of $size bytes; b = c"
 
 # ---- 2: c away while b writes; b dies; a promoted ---------------------------------------
@@ -88,6 +100,8 @@ moved2=$(resynced a 2)
 [ "$moved2" -ge $((4 << 20)) ] && [ "$moved2" -le $((6 << 20)) ] ||
 	fail "c's resync moved $moved2 bytes: want the 4 MiB it missed (+ grains in flight)"
 replicas_identical a c || fail "a and c differ after c's resync"
+after_resync_write a c
+replicas_identical a c || fail "c missed a's write after its resync"
 log "2: c away for 4 MiB of b's writes; a promoted resynced c with $moved2 bytes; a = c"
 
 # ---- 3: c restarts before the promotion: its report is UNKNOWN --------------------------
@@ -114,4 +128,17 @@ repl_start a
 wait_until 30 up_to_date a || fail "a did not come back: $(vstatus a)"
 wait_until 5 no_pending b
 replicas_identical b a c || fail "a, b, c differ at the end"
-pass "c's report overwrote writes b lacked ($moved1 bytes); c away: $moved2 bytes for 4 MiB missed; c restarted: UNKNOWN, full $moved3; a = b = c"
+
+# ---- 4: an idle primary dies: the claims are empty, c's resync moves 0 bytes -----------
+# and finishes before c's own "inconsistent" STATE reaches a; c must still
+# get a's next writes (it did not, before sync_settling: a kept c outdated)
+_tracked() { [ "$(peer_field a 2 tracked)" = True ]; }
+wait_until 10 _tracked || fail "a does not track c (no PEER_ACK naming c in sync?)"
+kill_az b
+promote_retry a
+wait_until 30 up_to_date c || fail "c was not resynced: $(vstatus c)"
+moved4=$(resynced a 2)
+[ "$moved4" = 0 ] || fail "an idle failover resynced c with $moved4 bytes"
+after_resync_write a c
+replicas_identical a c || fail "c missed a's write after a 0-byte resync"
+pass "c's report overwrote writes b lacked ($moved1 bytes); c away: $moved2 bytes for 4 MiB missed; c restarted: UNKNOWN, full $moved3; idle failover: 0 bytes, c current; a = b = c"

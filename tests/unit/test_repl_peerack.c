@@ -91,8 +91,8 @@ static void apply(struct fx *fx, uint64_t id, uint64_t off, uint32_t len)
 	repl_pa_applied(&fx->rv, &fx->rv.peers[0], &m);
 }
 
-static int peer_ack(struct fx *fx, unsigned from, const uint64_t *ids, const uint32_t *holders,
-		    unsigned n)
+static int peer_ack_sync(struct fx *fx, unsigned from, const uint64_t *ids,
+			 const uint32_t *holders, unsigned n, uint32_t in_sync)
 {
 	static uint8_t ents[16 * REPL_MAX_PEER_ACKS];
 	struct repl_msg m = { .type = REPL_MSG_PEER_ACK };
@@ -101,9 +101,23 @@ static int peer_ack(struct fx *fx, unsigned from, const uint64_t *ids, const uin
 	for (unsigned i = 0; i < n; i++)
 		repl_peer_ack_put(ents, i, ids[i], holders[i]);
 	m.u.peer_ack.count = n;
+	m.u.peer_ack.in_sync = in_sync;
 	m.data = ents;
 	m.data_len = 16 * n;
 	return repl_pa_on_peer_ack(&fx->rv, &fx->rv.peers[from], &m, why, sizeof(why));
+}
+
+static int peer_ack(struct fx *fx, unsigned from, const uint64_t *ids, const uint32_t *holders,
+		    unsigned n)
+{
+	return peer_ack_sync(fx, from, ids, holders, n, 0);
+}
+
+/* the primary says 2 and 3 hold all it settled: tracking starts */
+static void track(struct fx *fx)
+{
+	repl_pa_update(&fx->rv); /* following 0 */
+	assert_int_equal(peer_ack_sync(fx, 0, NULL, NULL, 0, 0xd), 0);
 }
 
 static uint64_t marked_bytes(const struct repl_peer *x)
@@ -111,34 +125,44 @@ static uint64_t marked_bytes(const struct repl_peer *x)
 	return x->trk ? repl_bitmap_count(x->trk) * GRAIN : 0;
 }
 
-/* tracking starts once we and the others are up-to-date followers */
+/* tracking starts on the primary's word (PEER_ACK's in-sync set), not on
+ * what the members say of themselves, and stops when they turn out to be
+ * resync targets or we are behind */
 static void test_tracking_starts(void **state)
 {
 	struct fx *fx = *state;
 
 	repl_pa_update(&fx->rv);
+	assert_false(fx->rv.peers[2].trk_valid); /* their STATEs alone: no */
+	track(fx);
 	assert_true(fx->rv.peers[2].trk_valid);
 	assert_true(fx->rv.peers[3].trk_valid);
 	assert_false(fx->rv.peers[0].trk_valid); /* the primary itself: never */
+	assert_int_equal(fx->rv.peers[2].trk_base, 0x1111);
+	/* a member the primary does not name is not tracked */
+	fx->rv.peers[2].trk_valid = fx->rv.peers[3].trk_valid = false;
+	assert_int_equal(peer_ack_sync(fx, 0, NULL, NULL, 0, 0x8), 0);
+	assert_false(fx->rv.peers[2].trk_valid);
+	assert_true(fx->rv.peers[3].trk_valid);
 	/* not while we are behind */
 	fx->rv.disk = REPL_DISK_OUTDATED;
 	repl_pa_update(&fx->rv);
+	assert_false(fx->rv.peers[3].trk_valid);
+	assert_int_equal(peer_ack_sync(fx, 0, NULL, NULL, 0, 0xc), 0);
 	assert_false(fx->rv.peers[2].trk_valid);
 	fx->rv.disk = REPL_DISK_UP_TO_DATE;
-	/* not for a member that is a resync target */
+	track(fx);
+	/* stopped for a member that turns out to be a resync target */
 	fx->rv.peers[3].st.disk_state = REPL_DISK_INCONSISTENT;
 	repl_pa_update(&fx->rv);
 	assert_true(fx->rv.peers[2].trk_valid);
 	assert_false(fx->rv.peers[3].trk_valid);
 	/* a primary without the feature: no ring, no tracking */
 	fx->conn[0].features = 0;
-	fx->rv.peers[0].id = 0;
 	repl_pa_primary_lost(&fx->rv, &fx->rv.peers[0], false);
 	fx->rv.peers[2].trk_valid = false;
-	fx->rv.peers[0].live = false; /* and back, without PEER_ACK */
 	repl_pa_update(&fx->rv);
-	fx->rv.peers[0].live = true;
-	repl_pa_update(&fx->rv);
+	assert_int_equal(peer_ack_sync(fx, 0, NULL, NULL, 0, 0xc), 0);
 	assert_false(fx->rv.peers[2].trk_valid);
 }
 
@@ -150,7 +174,7 @@ static void test_peer_ack_marks_and_spill(void **state)
 	uint64_t ids[2] = { 10, 11 };
 	uint32_t holders[2] = { 0x7, 0xb }; /* 10: not on 3; 11: not on 2 */
 
-	repl_pa_update(&fx->rv);
+	track(fx);
 	apply(fx, 10, 0, 4096);
 	apply(fx, 11, 1 << 20, 8192);
 	apply(fx, 12, 5 << 20, 4096);
@@ -196,7 +220,7 @@ static void test_promotion_claims(void **state)
 	uint64_t id = 20;
 	uint32_t h = 0x3; /* on 0 and 1 only */
 
-	repl_pa_update(&fx->rv);
+	track(fx);
 	apply(fx, 20, 8 << 20, 4096);
 	assert_int_equal(peer_ack(fx, 0, &id, &h, 1), 0);
 	fx->rv.peers[0].live = false;
@@ -214,9 +238,34 @@ static void test_promotion_claims(void **state)
 	/* unconfirmed without a report: no claim (a full resync) */
 	d->st.flags = REPL_STATE_F_UNCONFIRMED;
 	assert_false(repl_pa_claim(&fx->rv, d));
-	/* another generation: no claim */
+	/* a generation we never had since the tracking began: no claim */
 	c->st.gen_current = 0x2222;
 	assert_false(repl_pa_claim(&fx->rv, c));
+}
+
+/* the generations a tracked member may come back with: ours since the
+ * tracking began, not older ones */
+static void test_claim_generations(void **state)
+{
+	struct fx *fx = *state;
+	struct repl_peer *c = &fx->rv.peers[2];
+
+	fx->sv.meta.gen.history[0] = 0x0fff;
+	track(fx);                               /* at 0x1111 */
+	fx->sv.meta.gen.history[1] = 0x0fff;     /* the primary rotated twice since */
+	fx->sv.meta.gen.history[0] = 0x1111;
+	fx->sv.meta.gen.current = 0x3333;
+	fx->rv.peers[0].live = false;
+	repl_pa_primary_lost(&fx->rv, &fx->rv.peers[0], true);
+	fx->rv.role = REPL_ROLE_PRIMARY;
+	c->live = false;                         /* away: its last STATE said 0x1111 */
+	repl_pa_promoted(&fx->rv);
+	assert_int_equal(c->trk_ngens, 2);
+	assert_int_equal(c->bm_base, 0x1111);
+	assert_true(repl_pa_rebase(c, 0x3333));  /* it followed the last rotation */
+	assert_int_equal(c->bm_base, 0x3333);
+	assert_true(repl_pa_rebase(c, 0x1111));
+	assert_false(repl_pa_rebase(c, 0x0fff)); /* older than the tracking: no */
 }
 
 static int report(struct fx *fx, unsigned from, uint64_t total, uint64_t first, uint32_t flags,
@@ -242,7 +291,7 @@ static void test_report(void **state)
 	uint8_t chunk[16] = { 0 };
 	uint64_t total = SIZE / (16 * 1024); /* c's grain: 16 KiB */
 
-	repl_pa_update(&fx->rv); /* tracked since before it lost the primary */
+	track(fx); /* tracked since before it lost the primary */
 	assert_true(c->trk_valid);
 	c->st.bm_grain = 16 * 1024;
 	c->st.flags = REPL_STATE_F_UNCONFIRMED;
@@ -290,7 +339,7 @@ static void test_ring_overflow(void **state)
 {
 	struct fx *fx = *state;
 
-	repl_pa_update(&fx->rv);
+	track(fx);
 	for (uint64_t id = 1; id <= 8192; id++)
 		apply(fx, id, (id % 1000) * 4096, 4096);
 	assert_true(fx->rv.peers[2].trk_valid);
@@ -324,6 +373,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_peer_ack_marks_and_spill, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_peer_ack_only_from_the_primary, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_promotion_claims, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_claim_generations, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_report, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ring_overflow, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_primary_queue, setup, teardown),

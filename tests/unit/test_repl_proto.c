@@ -166,6 +166,7 @@ static int sample(unsigned i, struct repl_msg *m)
 		repl_peer_ack_put(ents, 1, 1ull << 40, 0x81); /* members 0 and 7 */
 		m->type = REPL_MSG_PEER_ACK;
 		m->u.peer_ack.count = 2;
+		m->u.peer_ack.in_sync = 0x86;
 		m->data = ents;
 		m->data_len = 32;
 		return 0;
@@ -177,6 +178,10 @@ static int sample(unsigned i, struct repl_msg *m)
 		m->data = bitmap_chunk;
 		m->data_len = 8;
 		return 0;
+	case 37:
+		m->type = REPL_MSG_PEER_ACK; /* only who is in sync */
+		m->u.peer_ack.in_sync = 0x5;
+		return 0;
 	case 27:
 		m->type = REPL_MSG_HELLO;
 		memset(m->u.hello.volume_uuid, 0x42, 16);
@@ -186,7 +191,7 @@ static int sample(unsigned i, struct repl_msg *m)
 	default: return -1;
 	}
 }
-#define NSAMPLES 37
+#define NSAMPLES 38
 
 static void assert_same_msg(const struct repl_msg *a, const struct repl_msg *b)
 {
@@ -378,10 +383,10 @@ static const struct bad_case bad_cases[] = {
 	{ 33, 0, 4, 2, "disagrees" },
 	{ 33, 12, 4, 0, "ascending" },                   /* 0, 0, 4000 */
 	{ 33, 4, 4, REPL_AL_F_UNKNOWN, "with UNKNOWN" },
-	{ 35, 0, 4, 0, "count out of range" },
+	{ 35, 0, 4, REPL_MAX_PEER_ACKS + 1, "count out of range" },
 	{ 35, 0, 4, 1, "disagrees" },
 	{ 35, 0, 4, 3, "disagrees" },
-	{ 35, 4, 4, 1, "reserved" },
+	{ 35, 4, 4, 0x100, "in-sync set" },
 	{ 35, 8 + 8, 4, 0x100, "out of range" },          /* member 8 */
 	{ 35, 8 + 16 + 12, 4, 1, "reserved" },
 };
