@@ -133,11 +133,21 @@ test-cluster: $(BINS)
 FUZZ_SRC  := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(FUZZ_SRC))
 FUZZ_TIME ?= 15
-build/fuzz/%: tests/fuzz/%.c $(COMMON_SRC) $(DAEMON_SRC) $(PROTO_C)
+# The sources are compiled once for every target (instrumented, not linked
+# with libFuzzer's main), then each target links against them.
+FUZZ_CFLAGS := -std=gnu11 -g -O1 -D_GNU_SOURCE -DURBD_FUZZ -Icommon -Ikmod-free-userspace \
+	-Ibuild/gen $(PKG_CFLAGS)
+FUZZ_OBJ := $(patsubst %.c,build/fuzz/obj/%.o,$(COMMON_SRC) $(DAEMON_SRC) $(PROTO_C))
+build/fuzz/obj/%.o: %.c | $(PROTO_H)
 	@mkdir -p $(dir $@)
-	clang -std=gnu11 -g -O1 -D_GNU_SOURCE -DURBD_FUZZ -Icommon -Ikmod-free-userspace \
-	  -Ibuild/gen $(PKG_CFLAGS) -fsanitize=fuzzer,address,undefined \
-	  -o $@ $< $(COMMON_SRC) $(DAEMON_SRC) $(PROTO_C) $(LIBS)
+	clang $(FUZZ_CFLAGS) -MMD -MP -fsanitize=fuzzer-no-link,address,undefined -c -o $@ $<
+build/fuzz/libfuzzurbd.a: $(FUZZ_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+build/fuzz/%: tests/fuzz/%.c build/fuzz/libfuzzurbd.a
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer,address,undefined -o $@ $< build/fuzz/libfuzzurbd.a \
+	  $(LIBS)
 
 test-fuzz: $(FUZZ_BINS)
 	@tests/run-fuzz.sh $(FUZZ_TIME) $(FUZZ_BINS)
@@ -172,4 +182,4 @@ compile_commands.json:
 clean:
 	rm -rf build
 
--include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD)/obj build/fuzz/obj -name '*.d' 2>/dev/null)

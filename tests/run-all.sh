@@ -10,7 +10,9 @@ tp=0; tf=0; ts=0; bad=()
 for part in "${parts[@]}"; do
 	echo "=== $part"
 	start=$(date +%s)
-	$MAKE --no-print-directory "$part" 2>&1 | tee "$logdir/$part.log"
+	# builds in parallel (the fuzz and sanitizer builds are long); the
+	# tests themselves are one recipe each and run in order
+	$MAKE --no-print-directory -j"$(nproc)" "$part" 2>&1 | tee "$logdir/$part.log"
 	rc=${PIPESTATUS[0]}
 	# a part may run several runners (test-san: unit + integration): add up
 	# every summary line it printed
