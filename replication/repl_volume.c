@@ -1667,6 +1667,29 @@ void repl_vol_adopt(struct repl_vol *rv, int fd, const struct repl_features *f,
 
 static void arm_timer(struct repl_vol *rv);
 
+/* A safety net: a live peer we take as behind, with no resync of ours
+ * under way and none waited for, gets no writes from us and never
+ * catches up. It should not happen (RESYNC_DONE's handshake closed the
+ * one way found); if it does for a second, say so and resync it. */
+static void resync_stuck(struct repl_vol *rv)
+{
+	for (unsigned i = 0; i < REPL_MAX_NODES; i++) {
+		struct repl_peer *p = &rv->peers[i];
+
+		if (!p->live || !p->outdated || p->syncing || p->await_al || p->await_report ||
+		    p->m->diskless) {
+			p->stuck_ticks = 0;
+			continue;
+		}
+		if (++p->stuck_ticks < 5)
+			continue;
+		p->stuck_ticks = 0;
+		log_rl(LOG_LVL_WARN, "repl", "%s: peer %u (%s) is behind with no resync under way: "
+		       "starting one", vname(rv), p->id, p->m->node);
+		repl_resync_start(rv, p, p->st.gen_current);
+	}
+}
+
 static void timer_done(struct reactor_op *op, int res)
 {
 	struct repl_vol *rv = container_of(op, struct repl_vol, timer.op);
@@ -1685,8 +1708,11 @@ static void timer_done(struct reactor_op *op, int res)
 			try_connect(rv, p);
 	}
 	repl_resync_tick(rv, TIMER_MS);
-	if (rv->role == REPL_ROLE_PRIMARY)
+	if (rv->role == REPL_ROLE_PRIMARY) {
 		repl_pa_flush(rv); /* an idle primary's last settled requests */
+		if (!local_diskless(rv))
+			resync_stuck(rv);
+	}
 	repl_verify_tick(rv, TIMER_MS);
 	repl_actlog_tick(rv);
 	repl_bmstore_tick(rv);

@@ -80,6 +80,7 @@ struct repl_peer {
 				     * left us as its primary, else 0 */
 	bool syncing;               /* we are its resync source now */
 	bool sync_started;          /* its STATE after our RESYNC_START came in */
+	unsigned stuck_ticks;       /* timer ticks live, behind, and no resync (resync_stuck) */
 	bool await_al;              /* a crashed primary: its AL_EXTENTS decide the resync */
 	bool bm_fp;                 /* bm tracks a former primary since our promotion: good
 				     * only with its activity log (AL_EXTENTS) */
