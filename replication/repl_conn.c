@@ -295,6 +295,7 @@ void repl_conn_flush_now(struct repl_conn *c)
 void repl_conn_set_quiet(struct repl_conn *c, bool quiet)
 {
 	c->quiet = quiet;
+	/* an adopted link starts authenticating before its owner says this */
 	c->auth.quiet = quiet;
 }
 

@@ -83,19 +83,11 @@ struct repl_pa {
 	 * own_valid false: we lost track (restart, overflow) */
 	struct repl_dirty_bitmap *own;
 	bool own_valid;
-	uint64_t marked;            /* trk ranges marked (status, tests) */
 };
-
-static uint32_t grain_of(const struct repl_vol *rv)
-{
-	uint32_t g = rv->v->sv->meta.bm_grain;
-
-	return g ? g : STORE_BM_GRAIN_DEFAULT;
-}
 
 static struct repl_dirty_bitmap *new_bitmap(const struct repl_vol *rv)
 {
-	struct repl_dirty_bitmap *bm = repl_bitmap_create(rv->v->size, grain_of(rv));
+	struct repl_dirty_bitmap *bm = repl_bitmap_create(rv->v->size, repl_vol_grain(rv));
 
 	if (!bm)
 		log_err("repl", "%s: no memory for a tracking bitmap: full resyncs instead",
@@ -117,11 +109,8 @@ void repl_pa_free(struct repl_vol *rv)
 {
 	if (!rv->pa)
 		return;
-	for (unsigned i = 0; i < REPL_MAX_NODES; i++) {
-		repl_bitmap_free(rv->peers[i].trk);
-		repl_bitmap_free(rv->peers[i].rep);
-		rv->peers[i].trk = rv->peers[i].rep = NULL;
-	}
+	for (unsigned i = 0; i < REPL_MAX_NODES; i++)
+		repl_pa_reset_peer(rv, &rv->peers[i]);
 	repl_bitmap_free(rv->pa->own);
 	free(rv->pa->ring);
 	free(rv->pa);
@@ -154,12 +143,16 @@ static void invalidate_all(struct repl_vol *rv, const char *why)
 		invalidate(rv, &rv->peers[i], why);
 }
 
-static void mark(struct repl_vol *rv, struct repl_peer *x, uint64_t off, uint64_t len)
+static void mark(struct repl_peer *x, uint64_t off, uint64_t len)
 {
-	if (!x->trk_valid || !x->trk)
-		return;
-	repl_bitmap_set_range(x->trk, off, len);
-	rv->pa->marked++;
+	if (x->trk_valid && x->trk)
+		repl_bitmap_set_range(x->trk, off, len);
+}
+
+/* owned PEER_ACK entries and BITMAP chunks: freed once sent */
+static void release(const uint8_t *data, uint32_t len)
+{
+	free((void *)data);
 }
 
 /* ---- primary ---------------------------------------------------------------------- */
@@ -197,13 +190,8 @@ static void send_to(struct repl_vol *rv, struct repl_peer *p, uint32_t in_sync)
 	m.u.peer_ack.in_sync = in_sync;
 	m.data = ents;
 	m.data_len = 16 * pa->nout;
-	if (repl_conn_send_owned(p->conn, &m, ents ? repl_pa_release : NULL) < 0)
+	if (repl_conn_send_owned(p->conn, &m, ents ? release : NULL) < 0)
 		free(ents);
-}
-
-void repl_pa_release(const uint8_t *data, uint32_t len)
-{
-	free((void *)data);
 }
 
 void repl_pa_flush(struct repl_vol *rv)
@@ -271,7 +259,7 @@ static void ring_spill(struct repl_vol *rv, bool unclean)
 		n++;
 		for (unsigned i = 0; i < REPL_MAX_NODES; i++)
 			if (trackable(rv, &rv->peers[i]) && i != pa->following - 1)
-				mark(rv, &rv->peers[i], r->off, r->len);
+				mark(&rv->peers[i], r->off, r->len);
 		if (unclean && pa->own_valid)
 			repl_bitmap_set_range(pa->own, r->off, r->len);
 	}
@@ -380,7 +368,7 @@ int repl_pa_on_peer_ack(struct repl_vol *rv, struct repl_peer *p, const struct r
 			continue; /* a request we never got: not ours to track */
 		for (unsigned x = 0; x < REPL_MAX_NODES; x++)
 			if (!(holders & (1u << x)) && trackable(rv, &rv->peers[x]) && x != p->id)
-				mark(rv, &rv->peers[x], r->off, r->len);
+				mark(&rv->peers[x], r->off, r->len);
 		r->live = false;
 	}
 	while (pa->count && !pa->ring[pa->head].live) {
@@ -440,12 +428,6 @@ void repl_pa_update(struct repl_vol *rv)
 	}
 }
 
-void repl_pa_behind(struct repl_vol *rv)
-{
-	if (rv->pa)
-		invalidate_all(rv, "this replica is behind");
-}
-
 void repl_pa_reset_peer(struct repl_vol *rv, struct repl_peer *x)
 {
 	repl_bitmap_free(x->trk);
@@ -461,15 +443,8 @@ void repl_pa_resized(struct repl_vol *rv)
 	if (!pa)
 		return;
 	/* the bitmaps have the old size: start again (rare) */
-	for (unsigned i = 0; i < REPL_MAX_NODES; i++) {
-		struct repl_peer *x = &rv->peers[i];
-
-		invalidate(rv, x, "the volume was resized");
-		repl_bitmap_free(x->trk);
-		repl_bitmap_free(x->rep);
-		x->trk = x->rep = NULL;
-		x->rep_valid = x->rep_building = false;
-	}
+	for (unsigned i = 0; i < REPL_MAX_NODES; i++)
+		repl_pa_reset_peer(rv, &rv->peers[i]);
 	if (pa->own && repl_bitmap_resize(pa->own, rv->v->size))
 		pa->own_valid = false;
 }
@@ -491,7 +466,7 @@ static int send_chunk(struct repl_conn *c, uint64_t total, uint64_t first, uint3
 	m.u.bitmap.flags = flags;
 	m.data = copy;
 	m.data_len = (uint32_t)len;
-	ret = repl_conn_send_owned(c, &m, repl_pa_release);
+	ret = repl_conn_send_owned(c, &m, release);
 	if (ret < 0)
 		free(copy);
 	return ret;
@@ -514,7 +489,7 @@ void repl_pa_report_send(struct repl_vol *rv, struct repl_conn *c)
 	if (!pa || !feature(c) || c->state == REPL_CONN_CLOSING || rv->disk == REPL_DISK_DISKLESS ||
 	    !(rv->v->sv->meta.flags & STORE_SB_F_UNCONFIRMED))
 		return;
-	total = repl_bitmap_bits_for(rv->v->size, grain_of(rv));
+	total = repl_bitmap_bits_for(rv->v->size, repl_vol_grain(rv));
 	aligned = (total + 63) / 64 * 64;
 	chunk = malloc(REPL_MAX_BITMAP);
 	if (!chunk || !pa->own_valid || (!pa->own && !(pa->own = new_bitmap(rv)))) {
@@ -731,9 +706,4 @@ static void report_done(struct repl_vol *rv, struct repl_peer *x)
 	if (!x->rep_valid || repl_bitmap_or(x->bm, x->rep) < 0)
 		x->bm_complete = false;
 	repl_resync_start(rv, x, x->st.gen_current);
-}
-
-uint64_t repl_pa_marked(const struct repl_vol *rv)
-{
-	return rv->pa ? rv->pa->marked : 0;
 }

@@ -81,10 +81,7 @@ bool repl_resync_overlaps(struct repl_vol *rv, uint64_t off, uint64_t len)
 struct repl_dirty_bitmap *repl_resync_bitmap(struct repl_vol *rv, struct repl_peer *p)
 {
 	if (!p->bm) {
-		uint32_t grain = rv->v->sv->meta.bm_grain ? rv->v->sv->meta.bm_grain
-							  : STORE_BM_GRAIN_DEFAULT;
-
-		p->bm = repl_bitmap_create(rv->v->size, grain);
+		p->bm = repl_bitmap_create(rv->v->size, repl_vol_grain(rv));
 		if (!p->bm)
 			log_err("repl", "%s: no memory for peer %u's dirty bitmap: it will need "
 				"a full resync", vname(rv), p->id);

@@ -136,7 +136,9 @@ static bool bitmap_covers(const struct repl_vol *rv, const struct repl_peer *p,
  * its generation (what it fails to acknowledge from now on is marked) */
 static void in_sync_claim(struct repl_vol *rv, struct repl_peer *p)
 {
-	if (p->bm_complete && p->bm_base == p->st.gen_current)
+	/* a claim from tracking (repl_peerack.c) holds bits that were only in
+	 * flight: in step with us, it has them */
+	if (p->bm_complete && !p->bm_trk && p->bm_base == p->st.gen_current)
 		return;
 	if (!repl_resync_bitmap(rv, p))
 		return;
@@ -170,7 +172,7 @@ static void fill_state(void *ctx, struct repl_conn *c, struct repl_state *s)
 	memset(s, 0, sizeof(*s));
 	s->role = (uint8_t)rv->role;
 	s->disk_state = (uint8_t)rv->disk;
-	s->bm_grain = local_diskless(rv) ? 0 : m->bm_grain ? m->bm_grain : STORE_BM_GRAIN_DEFAULT;
+	s->bm_grain = local_diskless(rv) ? 0 : repl_vol_grain(rv);
 	s->size = rv->v->size;
 	memcpy(s->volume_uuid, m->uuid.b, 16);
 	s->gen_current = m->gen.current;
@@ -1232,7 +1234,6 @@ static uint32_t on_state(void *ctx, struct repl_conn *c, const struct repl_state
 	p->fail_repeats = 0;
 	/* set again below from the generations; a tie-breaker is never behind */
 	p->outdated = cmp == REPL_GEN_LOCAL_NEWER && !p->m->diskless;
-	p->await_report = false;
 	if (rv->role == REPL_ROLE_PRIMARY)
 		repl_pa_rebase(p, s->gen_current); /* a claim from tracking: its generation */
 	if ((s->flags & REPL_STATE_F_UNCONFIRMED) && rv->role == REPL_ROLE_PRIMARY &&
@@ -1972,12 +1973,6 @@ static int promote_on_reactor(void *arg)
 			} else if (own_crash && !p->outdated) {
 				own_crash_resync(rv, p);
 			} else if (!p->outdated) {
-				/* in step with us: what tracking marked was in
-				 * flight and settled everywhere */
-				if (p->bm_trk) {
-					p->bm_trk = false;
-					p->bm_complete = false;
-				}
 				in_sync_claim(rv, p);
 			}
 		}

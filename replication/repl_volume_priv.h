@@ -159,6 +159,12 @@ struct repl_sync_req;
 
 static inline const char *vname(const struct repl_vol *rv) { return rv->v->name; }
 
+/* bytes per dirty-bitmap bit of this volume (chosen at create) */
+static inline uint32_t repl_vol_grain(const struct repl_vol *rv)
+{
+	return rv->v->sv->meta.bm_grain ? rv->v->sv->meta.bm_grain : STORE_BM_GRAIN_DEFAULT;
+}
+
 static inline bool is_write_like(enum vol_op op)
 {
 	return op == VOL_WRITE || op == VOL_TRIM || op == VOL_WRITE_ZEROES;
@@ -289,7 +295,6 @@ void repl_pa_settled(struct repl_vol *rv, uint64_t id, uint32_t holders);
 bool repl_pa_due(const struct repl_vol *rv, unsigned inflight);
 /* primary: send the queued PEER_ACK to every live peer */
 void repl_pa_flush(struct repl_vol *rv);
-void repl_pa_release(const uint8_t *data, uint32_t len);
 /* secondary: a WRITE/TRIM/WRITE_ZEROES of primary p is being applied */
 void repl_pa_applied(struct repl_vol *rv, struct repl_peer *p, const struct repl_msg *m);
 int repl_pa_on_peer_ack(struct repl_vol *rv, struct repl_peer *p, const struct repl_msg *m,
@@ -298,7 +303,6 @@ int repl_pa_on_peer_ack(struct repl_vol *rv, struct repl_peer *p, const struct r
 void repl_pa_primary_lost(struct repl_vol *rv, struct repl_peer *p, bool unclean);
 /* roles, disk states or links changed: start or stop tracking */
 void repl_pa_update(struct repl_vol *rv);
-void repl_pa_behind(struct repl_vol *rv);
 void repl_pa_reset_peer(struct repl_vol *rv, struct repl_peer *x);
 void repl_pa_resized(struct repl_vol *rv);
 /* our report of unconfirmed writes, to one link / every live one */
@@ -320,7 +324,6 @@ bool repl_pa_claim(struct repl_vol *rv, struct repl_peer *x);
 bool repl_pa_rebase(struct repl_peer *x, uint64_t gen);
 /* a primary meets x again: wait for x's report before its resync */
 bool repl_pa_await(struct repl_vol *rv, struct repl_peer *x, const struct repl_state *s);
-uint64_t repl_pa_marked(const struct repl_vol *rv);
 
 /* repl_verify.c */
 #define REPL_VERIFY_REGION_DEFAULT (1u << 20)
