@@ -3,6 +3,7 @@
 #
 #   repl_up [azs...]          cluster_up, one urbd per az with a replication
 #                             ($REPL_CREATE_ARGS: more `volume create` options)
+#   repl_create NAME SIZE [args]  one more volume on the same set
 #                             listener on <az addr>:7788 and a shared secret;
 #                             creates volume $VOL ($VOL_SIZE) on every az with
 #                             the same uuid and replica set (member ids in az
@@ -77,7 +78,7 @@ repl_start() {
 declare -A REPL_SECRET_OF=()
 
 repl_up() {
-	local azs=("$@") az i uuid
+	local azs=("$@") az i
 	[ ${#azs[@]} -gt 0 ] || azs=(a b c)
 	REPL_AZS=("${azs[@]}")
 	cluster_up "${azs[@]}"
@@ -90,18 +91,27 @@ repl_up() {
 	done
 	for az in "${azs[@]}"; do repl_start "$az"; done
 	# shellcheck disable=SC2086 # REPL_CREATE_ARGS: words
-	ctl "${azs[0]}" volume create "$VOL" "$VOL_SIZE" --replicas "$REPL_SPEC" --local-id 0 \
-		${REPL_CREATE_ARGS:-} >/dev/null || fail "create on az ${azs[0]}"
-	uuid=$(vfield "${azs[0]}" 'v["uuid"]') || fail "no uuid"
-	for i in "${!azs[@]}"; do
+	repl_create "$VOL" "$VOL_SIZE" ${REPL_CREATE_ARGS:-}
+}
+
+# repl_create NAME SIZE [create args]: NAME on every az of the set (member
+# ids in az order, one uuid), every pair connected
+repl_create() {
+	local name=$1 size=$2 i uuid
+	shift 2
+	ctl "${REPL_AZS[0]}" volume create "$name" "$size" --replicas "$REPL_SPEC" --local-id 0 \
+		"$@" >/dev/null || fail "create $name on az ${REPL_AZS[0]}"
+	uuid=$(ctl "${REPL_AZS[0]}" --json volume status "$name" |
+		"$PY" -c 'import json,sys; print(json.load(sys.stdin)["uuid"])') || fail "no uuid"
+	for i in "${!REPL_AZS[@]}"; do
 		[ "$i" = 0 ] && continue
-		# shellcheck disable=SC2086
-		ctl "${azs[$i]}" volume create "$VOL" "$VOL_SIZE" --replicas "$REPL_SPEC" \
-			--local-id "$i" --uuid "$uuid" ${REPL_CREATE_ARGS:-} >/dev/null ||
-			fail "create on az ${azs[$i]}"
+		ctl "${REPL_AZS[$i]}" volume create "$name" "$size" --replicas "$REPL_SPEC" \
+			--local-id "$i" --uuid "$uuid" "$@" >/dev/null ||
+			fail "create $name on az ${REPL_AZS[$i]}"
 	done
-	for az in "${azs[@]}"; do wait_connected "$az" $((${#azs[@]} - 1)); done
-	log "replica set up: $REPL_SPEC, volume $VOL uuid $uuid"
+	local VOL=$name
+	for i in "${REPL_AZS[@]}"; do wait_connected "$i" $((${#REPL_AZS[@]} - 1)); done
+	log "replica set up: $REPL_SPEC, volume $name uuid $uuid"
 }
 
 # verify_clean AZ...: `urbdctl volume verify` on the primary among them (or
