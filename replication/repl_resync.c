@@ -370,11 +370,7 @@ void repl_resync_pump_all(struct repl_vol *rv)
 
 void repl_resync_tick(struct repl_vol *rv, unsigned ms)
 {
-	int64_t add = (int64_t)(rv->resync_rate * ms / 1000);
-
-	/* at most one tick of burst */
-	if (rv->resync_rate)
-		rv->resync_tokens = MIN(rv->resync_tokens + add, add);
+	repl_tokens_refill(&rv->resync_tokens, rv->resync_rate, ms);
 	repl_resync_pump_all(rv);
 }
 

@@ -349,13 +349,7 @@ void repl_verify_tick(struct repl_vol *rv, unsigned ms)
 
 	if (!vf || !vf->running)
 		return;
-	if (vf->rate) {
-		int64_t add = (int64_t)(vf->rate * ms / 1000);
-
-		/* at most one tick of burst; a region larger than that runs
-		 * the bucket into debt, so the rate holds on average */
-		vf->tokens = MIN(vf->tokens + add, add);
-	}
+	repl_tokens_refill(&vf->tokens, vf->rate, ms);
 	pump(rv);
 }
 

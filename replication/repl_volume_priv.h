@@ -159,6 +159,17 @@ struct repl_sync_req;
 
 static inline const char *vname(const struct repl_vol *rv) { return rv->v->name; }
 
+/* A token bucket refilled every timer tick of ms: rate bytes/s (0: no
+ * limit), at most one tick of burst. A transfer larger than a tick's
+ * worth runs it into debt, so the rate holds on average. */
+static inline void repl_tokens_refill(int64_t *tokens, uint64_t rate, unsigned ms)
+{
+	int64_t add = (int64_t)(rate * ms / 1000);
+
+	if (rate)
+		*tokens = *tokens + add < add ? *tokens + add : add;
+}
+
 /* bytes per dirty-bitmap bit of this volume (chosen at create) */
 static inline uint32_t repl_vol_grain(const struct repl_vol *rv)
 {
