@@ -1,6 +1,7 @@
 /* The resync source: the primary brings a peer that is behind up to date
  * by sending every grain its dirty bitmap marks, while the application
- * keeps writing (to that peer too).
+ * keeps writing (to that peer too). A diskless primary reads the grains
+ * at an up-to-date member (READ_REQ, repl_read.c) instead of locally.
  *
  *   repl_resync_start     bitmap complete since the peer's generation?
  *                         resend the marked grains, else every grain;
@@ -130,10 +131,11 @@ void repl_resync_start(struct repl_vol *rv, struct repl_peer *p, uint64_t peer_g
 
 	if (p->syncing || !repl_resync_bitmap(rv, p))
 		return;
-	if (rv->disk == REPL_DISK_DISKLESS) {
-		/* a diskless primary has nothing to send from */
-		log_rl(LOG_LVL_WARN, "repl", "%s: peer %u (%s) is behind: it waits for a "
-		       "primary with data to resync it", vname(rv), p->id, p->m->node);
+	if (rv->disk == REPL_DISK_DISKLESS && !repl_read_source(rv)) {
+		/* a diskless primary reads what it sends at an up-to-date
+		 * member: with none connected, the timer tries again */
+		log_rl(LOG_LVL_WARN, "repl", "%s: peer %u (%s) is behind: its resync waits "
+		       "for an up-to-date member to read from", vname(rv), p->id, p->m->node);
 		return;
 	}
 	from_bitmap = p->bm_complete && p->bm_base == peer_gen;
@@ -158,9 +160,10 @@ void repl_resync_start(struct repl_vol *rv, struct repl_peer *p, uint64_t peer_g
 	p->sync_total = repl_bitmap_count(p->bm) * repl_bitmap_grain(p->bm);
 	p->sync_done = 0;
 	p->sync_started_ns = now_ns();
-	log_info("repl", "%s: resync to peer %u (%s): %llu bytes from %s", vname(rv), p->id,
+	log_info("repl", "%s: resync to peer %u (%s): %llu bytes from %s%s", vname(rv), p->id,
 		 p->m->node, (unsigned long long)p->sync_total,
-		 from_bitmap ? "its dirty bitmap" : "everything (no bitmap since its generation)");
+		 from_bitmap ? "its dirty bitmap" : "everything (no bitmap since its generation)",
+		 rv->disk == REPL_DISK_DISKLESS ? ", read at up-to-date members" : "");
 	m.u.value = p->sync_total;
 	if (repl_conn_send(p->conn, &m)) {
 		p->syncing = false;
@@ -201,8 +204,9 @@ static void read_done(struct vol_io *io, int res)
 		return;
 	}
 	if (res < 0) {
-		log_err("repl", "%s: resync to peer %u: local read off=%llu failed: %s; stopping",
-			vname(rv), p->id, (unsigned long long)io->off, strerror(-res));
+		log_err("repl", "%s: resync to peer %u: %s read off=%llu failed: %s; stopping",
+			vname(rv), p->id, rv->disk == REPL_DISK_DISKLESS ? "peer" : "local",
+			(unsigned long long)io->off, strerror(-res));
 		free_req(rv, r);
 		repl_resync_stop(rv, p, false);
 		repl_vol_pump_blocked(rv);
@@ -262,6 +266,14 @@ static void pump(struct repl_vol *rv, struct repl_peer *p)
 		uint64_t bit = repl_bitmap_find_next_set(p->bm, p->sync_cursor), off = 0, len, n;
 		struct repl_sync_req *r;
 
+		if (rv->disk == REPL_DISK_DISKLESS && !repl_read_source(rv)) {
+			log_warn("repl", "%s: resync to peer %u (%s): no up-to-date member left "
+				 "to read from; it resumes when one is back", vname(rv), p->id,
+				 p->m->node);
+			repl_resync_stop(rv, p, false);
+			return;
+		}
+
 		if (bit == REPL_BM_NONE) {
 			if (!wrapped && p->sync_cursor) {
 				/* grains skipped for an overlap, or marked again */
@@ -299,7 +311,13 @@ static void pump(struct repl_vol *rv, struct repl_peer *p)
 		p->sync_inflight++;
 		p->sync_inflight_bytes += len;
 		rv->resync_tokens -= (int64_t)len;
-		local->ops->submit(local, &r->rd);
+		/* a diskless primary reads at an up-to-date member; the target
+		 * is not one (syncing), and nothing else touches r after this:
+		 * a read that fails at once has freed it */
+		if (rv->disk == REPL_DISK_DISKLESS)
+			repl_read_start(rv, &r->rd);
+		else
+			local->ops->submit(local, &r->rd);
 	}
 }
 

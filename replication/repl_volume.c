@@ -451,6 +451,16 @@ static void req_check(struct repl_req *q)
 		if (enough) {
 			int res = q->local_res;
 
+			/* a diskless primary's write is safe only once a member
+			 * that is up to date holds it: a resync target alone
+			 * (inconsistent) cannot serve it if it were the last */
+			if (res == 0 && local_diskless(rv) && is_write_like(q->sub.op) &&
+			    !(q->acked & q->cur)) {
+				log_rl(LOG_LVL_WARN, "repl", "%s: %s off=%llu failed: no up-to-date "
+				       "member holds it", vname(rv), vol_op_name(q->sub.op),
+				       (unsigned long long)q->sub.off);
+				res = -EIO;
+			}
 			/* never acknowledge what a majority may not have seen */
 			if (res == 0 && !have_quorum(rv)) {
 				log_rl(LOG_LVL_WARN, "repl", "%s: %s off=%llu failed: no quorum "
@@ -714,6 +724,8 @@ void repl_vol_issue(struct repl_vol *rv, struct repl_req *q)
 		 * generations that the peer misses it before it completes */
 		q->wait |= 1u << i;
 		q->sent |= 1u << i;
+		if (!p->outdated && !p->syncing)
+			q->cur |= 1u << i;
 		p->pending++;
 		q->frames[i] = send_frames(p->conn, &m);
 		if (!q->frames[i])
@@ -1075,10 +1087,6 @@ static void peer_state_changed(struct repl_vol *rv, struct repl_peer *p,
 
 	p->st = *s;
 	repl_pa_peer_state(rv, p, s);
-	if (local_diskless(rv)) {
-		tiebreaker_follow(rv, p, s, &pg, cmp);
-		return;
-	}
 	/* the target of our resync took RESYNC_START: its STATEs from before
 	 * are behind us, RESYNC_DONE may go (repl_resync.c). Nothing else in
 	 * this STATE is news: it is our target, and the rest would only see
@@ -1086,6 +1094,10 @@ static void peer_state_changed(struct repl_vol *rv, struct repl_peer *p,
 	if (p->syncing && s->disk_state == REPL_DISK_INCONSISTENT && !p->sync_started) {
 		p->sync_started = true;
 		repl_resync_pump_all(rv);
+		return;
+	}
+	if (local_diskless(rv)) {
+		tiebreaker_follow(rv, p, s, &pg, cmp);
 		return;
 	}
 	if (s->disk_state == REPL_DISK_OUTDATED || s->disk_state == REPL_DISK_INCONSISTENT)
@@ -1691,6 +1703,21 @@ static void resync_stuck(struct repl_vol *rv)
 	}
 }
 
+/* A diskless primary resyncs a member that is behind once an up-to-date
+ * member is there to read from (repl_resync_start says why it waits) */
+static void diskless_resync(struct repl_vol *rv)
+{
+	if (!repl_read_source(rv))
+		return;
+	for (unsigned i = 0; i < REPL_MAX_NODES; i++) {
+		struct repl_peer *p = &rv->peers[i];
+
+		if (p->live && p->outdated && !p->syncing && !p->m->diskless && !p->await_al &&
+		    !p->await_report)
+			repl_resync_start(rv, p, p->st.gen_current);
+	}
+}
+
 static void timer_done(struct reactor_op *op, int res)
 {
 	struct repl_vol *rv = container_of(op, struct repl_vol, timer.op);
@@ -1713,6 +1740,8 @@ static void timer_done(struct reactor_op *op, int res)
 		repl_pa_flush(rv); /* an idle primary's last settled requests */
 		if (!local_diskless(rv))
 			resync_stuck(rv);
+		else
+			diskless_resync(rv);
 	}
 	repl_verify_tick(rv, TIMER_MS);
 	repl_actlog_tick(rv);

@@ -33,6 +33,7 @@ struct repl_req {
 	uint64_t start_ns;          /* sent: for the peers' lag */
 	uint32_t wait;              /* peers whose ack is due */
 	uint32_t sent;              /* peers it was sent to */
+	uint32_t cur;               /* ... that were up to date then (not syncing) */
 	uint16_t frames[REPL_MAX_NODES]; /* per peer: acks still due (1 MiB frames) */
 	uint32_t acked;             /* peers that acked OK */
 	bool local_done, parent_done, held;
