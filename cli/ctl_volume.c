@@ -628,6 +628,51 @@ static int volume_verify(struct ctl *c, int argc, char **argv)
 	return ret;
 }
 
+/* barrier: a point every live, up-to-date replica confirmed as on stable
+ * storage; exit 0 (the members left out are listed, not an error) */
+static int volume_barrier(struct ctl *c, int argc, char **argv)
+{
+	Urbd__V1__BarrierVolumeRequest req = URBD__V1__BARRIER_VOLUME_REQUEST__INIT;
+	Urbd__V1__BarrierVolumeResponse *resp;
+	int ret;
+
+	if ((ret = need_args(argc, 1, "volume barrier NAME")))
+		return ret;
+	req.name = argv[0];
+	ret = ctl_call(c, METHOD("BarrierVolume"), &req.base,
+		       &urbd__v1__barrier_volume_response__descriptor, (ProtobufCMessage **)&resp);
+	if (ret)
+		return ret;
+	if (c->json) {
+		struct json_object *o = json_object_new_object(), *ok = json_object_new_array(),
+				   *out = json_object_new_array();
+
+		if (o && ok && out) {
+			for (size_t i = 0; i < resp->n_confirmed; i++)
+				json_object_array_add(ok, json_object_new_string(resp->confirmed[i]));
+			for (size_t i = 0; i < resp->n_left_out; i++)
+				json_object_array_add(out, json_object_new_string(resp->left_out[i]));
+			json_object_object_add(o, "epoch", json_object_new_uint64(resp->epoch));
+			json_object_object_add(o, "confirmed", ok);
+			json_object_object_add(o, "left_out", out);
+			json_object_object_add(o, "elapsed_ns", json_object_new_uint64(resp->elapsed_ns));
+			ok = out = NULL;
+		}
+		json_object_put(ok);
+		json_object_put(out);
+		ret = ctl_json_print(o);
+	} else {
+		printf("volume %s: barrier %" PRIu64 " on stable storage at", argv[0], resp->epoch);
+		for (size_t i = 0; i < resp->n_confirmed; i++)
+			printf("%s %s", i ? "," : "", resp->confirmed[i]);
+		printf(" (%.2f ms)\n", resp->elapsed_ns / 1e6);
+		for (size_t i = 0; i < resp->n_left_out; i++)
+			printf("  left out: %s\n", resp->left_out[i]);
+	}
+	protobuf_c_message_free_unpacked(&resp->base, NULL);
+	return ret;
+}
+
 int ctl_cmd_volume(struct ctl *c, int argc, char **argv)
 {
 	static const struct {
@@ -640,7 +685,7 @@ int ctl_cmd_volume(struct ctl *c, int argc, char **argv)
 		{ "rm", volume_delete }, { "promote", volume_promote },
 		{ "demote", volume_demote }, { "discard-my-data", volume_discard },
 		{ "verify", volume_verify }, { "add-replica", volume_add_replica },
-		{ "remove-replica", volume_remove_replica },
+		{ "remove-replica", volume_remove_replica }, { "barrier", volume_barrier },
 	};
 
 	if (argc < 1)

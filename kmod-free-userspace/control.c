@@ -27,6 +27,7 @@
 #include "uuid.h"
 #include "volmgr.h"
 #include "../replication/repl_config.h"
+#include "../replication/repl_volume.h"
 
 #define TAG "control"
 #define BLOCK 4096u
@@ -619,6 +620,63 @@ static grpc_status_code verify_volume(void *ctx, const ProtobufCMessage *req,
 			 why, &urbd__v1__verify_volume_response__descriptor, resp, err, errlen);
 }
 
+static grpc_status_code barrier_volume(void *ctx, const ProtobufCMessage *req,
+				       ProtobufCMessage **resp, char *err, size_t errlen)
+{
+	const Urbd__V1__BarrierVolumeRequest *r = (const void *)req;
+	struct control_server *s = ctx;
+	Urbd__V1__BarrierVolumeResponse *out;
+	struct repl_bar_result res;
+	char why[256] = "";
+	unsigned n = 0;
+	int ret;
+
+	if (!check_name(r->name, err, errlen))
+		return GRPC_STATUS_INVALID_ARGUMENT;
+	if (r->timeout_ms > 600000) {
+		snprintf(err, errlen, "timeout_ms %u is over 600000", r->timeout_ms);
+		return GRPC_STATUS_INVALID_ARGUMENT;
+	}
+	ret = volmgr_barrier(s->m, r->name, r->timeout_ms ? r->timeout_ms : 10000, &res, why,
+			     sizeof(why));
+	if (ret == -EROFS) {
+		snprintf(err, errlen, "%s", why);
+		return GRPC_STATUS_FAILED_PRECONDITION;
+	}
+	if (ret)
+		return ret == -ENOENT ? volmgr_failed(ret, why, err, errlen)
+				      : role_failed(ret, why, err, errlen);
+	if (!(out = malloc(sizeof(*out))))
+		return no_memory(err, errlen);
+	urbd__v1__barrier_volume_response__init(out);
+	*resp = &out->base;
+	out->epoch = res.epoch;
+	out->elapsed_ns = res.ns;
+	n = (unsigned)__builtin_popcount(res.members);
+	out->confirmed = calloc(n ? n : 1, sizeof(char *));
+	out->left_out = calloc(n ? n : 1, sizeof(char *));
+	if (!out->confirmed || !out->left_out)
+		return no_memory(err, errlen);
+	for (unsigned i = 0; i < REPL_MAX_NODES; i++) {
+		char line[160];
+
+		if (!(res.members & (1u << i)))
+			continue;
+		if (res.confirmed & (1u << i)) {
+			if (!(out->confirmed[out->n_confirmed] = strdup(res.node[i])))
+				return no_memory(err, errlen);
+			out->n_confirmed++;
+			continue;
+		}
+		snprintf(line, sizeof(line), "%s: %s", res.node[i],
+			 res.why[i][0] ? res.why[i] : "no answer");
+		if (!(out->left_out[out->n_left_out] = strdup(line)))
+			return no_memory(err, errlen);
+		out->n_left_out++;
+	}
+	return GRPC_STATUS_OK;
+}
+
 static grpc_status_code add_replica(void *ctx, const ProtobufCMessage *req,
 				    ProtobufCMessage **resp, char *err, size_t errlen)
 {
@@ -675,6 +733,7 @@ static const struct rpc_method control_methods[] = {
 	METHOD("DemoteVolume", demote_volume_request, demote_volume),
 	METHOD("DiscardMyData", discard_my_data_request, discard_my_data),
 	METHOD("VerifyVolume", verify_volume_request, verify_volume),
+	METHOD("BarrierVolume", barrier_volume_request, barrier_volume),
 	METHOD("AddReplica", add_replica_request, add_replica),
 	METHOD("RemoveReplica", remove_replica_request, remove_replica),
 };

@@ -479,6 +479,20 @@ int volmgr_verify(struct volmgr *m, const char *name, uint32_t region, uint64_t 
 	return role_change(m, name, ROLE_VERIFY, repair, region, rate, err, errlen);
 }
 
+int volmgr_barrier(struct volmgr *m, const char *name, unsigned timeout_ms,
+		   struct repl_bar_result *res, char *err, size_t errlen)
+{
+	struct vm_entry *e;
+	int ret;
+
+	pthread_mutex_lock(&m->lock);
+	e = find_replicated(m, name, &ret, err, errlen);
+	if (e)
+		ret = repl_vol_barrier_sync(e->rv, timeout_ms, res, err, errlen);
+	pthread_mutex_unlock(&m->lock);
+	return ret;
+}
+
 int volmgr_promote(struct volmgr *m, const char *name, bool force, char *err, size_t errlen)
 {
 	return role_change(m, name, ROLE_PROMOTE, force, 0, 0, err, errlen);

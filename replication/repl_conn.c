@@ -91,7 +91,7 @@ static struct repl_conn *conn_new(struct reactor *r, const uint8_t uuid[16],
 	c->local_features = (struct repl_features){
 		.proto_min = REPL_PROTO_MIN, .proto_max = REPL_PROTO_MAX,
 		.features = REPL_FEAT_TRIM | REPL_FEAT_WRITE_ZEROES | REPL_FEAT_VERIFY |
-			    REPL_FEAT_AL_EXTENTS | REPL_FEAT_PEER_ACK,
+			    REPL_FEAT_AL_EXTENTS | REPL_FEAT_PEER_ACK | REPL_FEAT_BARRIER,
 	};
 	repl_parser_init(&c->parser);
 	c->last_rx_ns = now_ns();

@@ -580,10 +580,12 @@ static void barrier_peer_gone(struct repl_vol *rv, uint32_t id)
 static void local_done(struct vol_io *sub, int res)
 {
 	struct repl_req *q = container_of(sub, struct repl_req, sub);
+	struct repl_vol *rv = q->rv;
 
 	q->local_done = true;
 	q->local_res = res;
-	req_check(q);
+	req_check(q); /* may free q */
+	repl_bar_local_done(rv);
 }
 
 static uint16_t msg_type_of(enum vol_op op)
@@ -882,6 +884,7 @@ struct sec_io {
 	uint64_t id;
 	uint16_t ack_type;
 	bool owns_buf;
+	struct repl_epoch *ep;      /* a write's BARRIER epoch (repl_barrier.c) */
 };
 
 static void sec_done(struct vol_io *io, int res)
@@ -899,6 +902,7 @@ static void sec_done(struct vol_io *io, int res)
 		repl_conn_send(s->c, &m);
 	if (s->owns_buf)
 		iobuf_put(io->buf, io->len);
+	repl_bar_sec_io_done(s->rv, s->ep);
 	repl_sec_io_done(s->rv, s->p, s->c);
 	free(s);
 }
@@ -1026,6 +1030,8 @@ static int apply(struct repl_vol *rv, struct repl_peer *p, struct repl_conn *c,
 	}
 	if (m->type != REPL_MSG_FLUSH && m->type != REPL_MSG_RESYNC_DATA)
 		repl_pa_applied(rv, p, m);
+	if (m->type != REPL_MSG_FLUSH)
+		s->ep = repl_bar_sec_io(rv);
 	repl_sec_io_start(rv, p, c);
 	local->ops->submit(local, &s->io);
 	return 0;
@@ -1415,6 +1421,10 @@ static int on_msg(void *ctx, struct repl_conn *c, const struct repl_msg *m, char
 		return repl_read_serve(rv, p, c, m, why, whylen);
 	case REPL_MSG_READ_REPLY:
 		return repl_read_on_reply(rv, p, m, why, whylen);
+	case REPL_MSG_BARRIER:
+		return repl_bar_on_barrier(rv, p, c, m, why, whylen);
+	case REPL_MSG_BARRIER_ACK:
+		return repl_bar_on_ack(rv, p, m, why, whylen);
 	default:
 		snprintf(why, whylen, "%s is not expected on a connected peer link "
 			 "(not negotiated or not implemented)", repl_msg_name(m->type));
@@ -1473,6 +1483,7 @@ static void peer_lost(struct repl_vol *rv, struct repl_peer *p)
 	if (rv->role == REPL_ROLE_PRIMARY && was_current && !rv->stopping)
 		rv->need_rotate = true; /* done by the first write acknowledged without it */
 	barrier_peer_gone(rv, p->id);
+	repl_bar_peer_gone(rv, p);
 	repl_verify_peer_gone(rv, p);
 	repl_read_peer_gone(rv, p);
 	for (struct repl_req *q = rv->inflight, *next; q; q = next) {
@@ -1771,6 +1782,7 @@ static void destroy(struct vol_backend *b)
 	repl_actlog_free(rv);
 	repl_bmstore_free(rv);
 	repl_pa_free(rv);
+	repl_bar_free(rv);
 	free(rv);
 }
 

@@ -122,6 +122,19 @@ int repl_vol_member_sync(struct repl_vol *rv, uint32_t id, const struct repl_mem
 /* grows this member to size (store, dirty bitmaps, frontends, STATE):
  * every member, the primary last (-EBUSY while a connected member holding
  * data is smaller) */
+/* BARRIER (repl_barrier.c): a point in the write stream; waits (at most
+ * timeout_ms) until every member with data that is live and up to date
+ * confirmed everything before it as on stable storage, or left */
+struct repl_bar_result {
+	uint64_t epoch;
+	uint64_t ns;                /* start to the last confirmation */
+	uint32_t members;           /* member ids in the replica set */
+	uint32_t confirmed;         /* ... that confirmed (this one included) */
+	char node[REPL_MAX_NODES][64];
+	char why[REPL_MAX_NODES][48]; /* the others: why not */
+};
+int repl_vol_barrier_sync(struct repl_vol *rv, unsigned timeout_ms, struct repl_bar_result *res,
+			  char *err, size_t errlen);
 int repl_vol_resize_sync(struct repl_vol *rv, uint64_t size, char *err, size_t errlen);
 /* closes every connection and stops reconnecting; then waits (bounded)
  * until they are gone. The layer itself is freed with the volume. */

@@ -149,6 +149,7 @@ struct repl_vol {
 	struct repl_actlog *actlog;  /* the activity log (repl_actlog.c); NULL: diskless */
 	struct repl_bmstore *bmstore; /* the bitmaps on disk (repl_bmstore.c); NULL: diskless */
 	struct repl_pa *pa;          /* peer acks and tracking (repl_peerack.c) */
+	struct repl_bar *bar;        /* BARRIER runs and epochs (repl_barrier.c) */
 	pthread_mutex_t status_lock;
 	struct repl_vol_status status;
 };
@@ -336,6 +337,28 @@ bool repl_pa_claim(struct repl_vol *rv, struct repl_peer *x);
 bool repl_pa_rebase(struct repl_peer *x, uint64_t gen);
 /* a primary meets x again: wait for x's report before its resync */
 bool repl_pa_await(struct repl_vol *rv, struct repl_peer *x, const struct repl_state *s);
+
+/* repl_barrier.c (the design is at its top) */
+struct repl_epoch;
+struct repl_bar_call {
+	struct repl_vol *rv;
+	char *err;
+	size_t errlen;
+	uint64_t epoch;
+	struct repl_bar_result res;
+};
+/* secondary: a write from the primary joins the open epoch (NULL: not
+ * counted, out of memory); it was applied */
+struct repl_epoch *repl_bar_sec_io(struct repl_vol *rv);
+void repl_bar_sec_io_done(struct repl_vol *rv, struct repl_epoch *e);
+int repl_bar_on_barrier(struct repl_vol *rv, struct repl_peer *p, struct repl_conn *c,
+			const struct repl_msg *m, char *why, size_t whylen);
+/* primary: BARRIER_ACK; a local write completed; a peer is gone */
+int repl_bar_on_ack(struct repl_vol *rv, struct repl_peer *p, const struct repl_msg *m,
+		    char *why, size_t whylen);
+void repl_bar_local_done(struct repl_vol *rv);
+void repl_bar_peer_gone(struct repl_vol *rv, struct repl_peer *p);
+void repl_bar_free(struct repl_vol *rv);
 
 /* repl_verify.c */
 #define REPL_VERIFY_REGION_DEFAULT (1u << 20)

@@ -126,6 +126,8 @@ def main():
         "auth-verify-reply-unsolicited": frame(0x0037, struct.pack(">QII", 999, 0, 1) + bytes(32)),
         "auth-verify-past-end": None,  # built below: needs the size
         "auth-resync-ack-unsolicited": frame(0x0033, struct.pack(">QII", 5, 0, 0)),
+        "auth-barrier-from-secondary": frame(0x0028, struct.pack(">Q", 1)),
+        "auth-barrier-ack-unsolicited": frame(0x0029, struct.pack(">QII", 7, 0, 0)),
         "auth-state-other-id": None,
     }
     if case not in sends and case not in after_auth:

@@ -46,7 +46,7 @@ done
 size=$(vfield a 'v["size_bytes"]')
 for case in auth-write-from-secondary auth-read-req-from-secondary auth-read-reply-unsolicited \
 	auth-verify-reply-unsolicited auth-verify-past-end auth-resync-ack-unsolicited \
-	auth-state-other-id; do
+	auth-barrier-from-secondary auth-barrier-ack-unsolicited auth-state-other-id; do
 	res=$(in_az b timeout 30 "$PY" "$CLUSTER_DIR/repl_hostile.py" "$(az_addr a)" "$REPL_PORT" \
 		"$case" "$uuid_hex" 0 1 "$REPL_SECRET" "$size" 2>&1) || fail "hostile $case: $res"
 	grep -q 'after ERROR(1)' <<<"$res" || fail "$case: not refused as a protocol error: $res"
