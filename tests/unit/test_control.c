@@ -23,6 +23,7 @@
 #include "util.h"
 #include "volmgr.h"
 #include "../../replication/repl_config.h"
+#include "../../replication/repl_volume.h"
 
 /* ---- fake volume manager -------------------------------------------- */
 
@@ -333,6 +334,29 @@ int volmgr_verify(struct volmgr *m, const char *name, uint32_t region, uint64_t 
 	v->repl.peers[0].verify_regions[1] = 7ull << 20;
 	snprintf(v->repl.peers[1].verify_note, sizeof(v->repl.peers[1].verify_note),
 		 "skipped: diskless");
+	return 0;
+}
+
+/* a barrier on "rv": members 0 (n0) and 1 (n1) confirm, 2 (n2) is down */
+int volmgr_barrier(struct volmgr *m, const char *name, unsigned timeout_ms,
+		   struct repl_bar_result *res, char *err, size_t errlen)
+{
+	int ret = injected(err, errlen);
+
+	if (ret)
+		return ret;
+	if (!find(name)) {
+		snprintf(err, errlen, "no volume %s", name);
+		return -ENOENT;
+	}
+	memset(res, 0, sizeof(*res));
+	res->epoch = timeout_ms; /* the test reads back the timeout it sent */
+	res->ns = 1500000;
+	res->members = 0x7;
+	res->confirmed = 0x3;
+	for (unsigned i = 0; i < 3; i++)
+		snprintf(res->node[i], sizeof(res->node[i]), "n%u", i);
+	snprintf(res->why[2], sizeof(res->why[2]), "not connected");
 	return 0;
 }
 
@@ -887,6 +911,42 @@ static void test_replication_calls(void **state)
 				 GRPC_STATUS_NOT_FOUND);
 	}
 	{
+		Urbd__V1__BarrierVolumeRequest breq = URBD__V1__BARRIER_VOLUME_REQUEST__INIT;
+		Urbd__V1__BarrierVolumeResponse *bresp = NULL;
+		unsigned before = fake.calls;
+
+		breq.name = (char *)"rv";
+		breq.timeout_ms = 600001;
+		assert_int_equal(CALL("BarrierVolume", &breq, barrier_volume_response, &bresp),
+				 GRPC_STATUS_INVALID_ARGUMENT);
+		assert_non_null(strstr(err, "timeout_ms 600001"));
+		assert_int_equal(fake.calls, before);
+		breq.timeout_ms = 0; /* the default */
+		assert_int_equal(CALL("BarrierVolume", &breq, barrier_volume_response, &bresp),
+				 GRPC_STATUS_OK);
+		assert_int_equal(bresp->epoch, 10000);
+		assert_int_equal(bresp->elapsed_ns, 1500000);
+		assert_int_equal(bresp->n_confirmed, 2);
+		assert_string_equal(bresp->confirmed[0], "n0");
+		assert_string_equal(bresp->confirmed[1], "n1");
+		assert_int_equal(bresp->n_left_out, 1);
+		assert_string_equal(bresp->left_out[0], "n2: not connected");
+		protobuf_c_message_free_unpacked(&bresp->base, NULL);
+		bresp = NULL;
+		fake.inject = -EROFS;
+		snprintf(fake.inject_msg, sizeof(fake.inject_msg), "volume rv is secondary here");
+		assert_int_equal(CALL("BarrierVolume", &breq, barrier_volume_response, &bresp),
+				 GRPC_STATUS_FAILED_PRECONDITION);
+		assert_string_equal(err, "volume rv is secondary here");
+		fake.inject = -ETIMEDOUT;
+		snprintf(fake.inject_msg, sizeof(fake.inject_msg), "barrier 3 not confirmed");
+		assert_int_equal(CALL("BarrierVolume", &breq, barrier_volume_response, &bresp),
+				 GRPC_STATUS_DEADLINE_EXCEEDED);
+		breq.name = (char *)"nope";
+		assert_int_equal(CALL("BarrierVolume", &breq, barrier_volume_response, &bresp),
+				 GRPC_STATUS_NOT_FOUND);
+	}
+	{
 		Urbd__V1__AddReplicaRequest areq = URBD__V1__ADD_REPLICA_REQUEST__INIT;
 		Urbd__V1__AddReplicaResponse *aresp = NULL;
 		Urbd__V1__RemoveReplicaRequest rreq = URBD__V1__REMOVE_REPLICA_REQUEST__INIT;
@@ -992,6 +1052,21 @@ static void test_urbdctl(void **state)
 	assert_true(json_object_object_get_ex(root, "size_bytes", &x));
 	assert_int_equal(json_object_get_uint64(x), 2ull << 30);
 	json_object_put(root);
+
+	/* barrier: who confirmed, who is left out and why */
+	assert_int_equal(urbdctl("volume barrier demo"), 0);
+	assert_string_equal(cli_out, "volume demo: barrier 10000 on stable storage at n0, n1 "
+				     "(1.50 ms)\n  left out: n2: not connected\n");
+	assert_int_equal(urbdctl("--json volume barrier demo"), 0);
+	root = json_tokener_parse(cli_out);
+	assert_non_null(root);
+	assert_true(json_object_object_get_ex(root, "confirmed", &x));
+	assert_int_equal(json_object_array_length(x), 2);
+	assert_true(json_object_object_get_ex(root, "left_out", &x));
+	assert_string_equal(json_object_get_string(json_object_array_get_idx(x, 0)),
+			    "n2: not connected");
+	json_object_put(root);
+	assert_int_equal(urbdctl("volume barrier"), 2);
 
 	assert_int_equal(urbdctl("node info"), 0);
 	assert_non_null(strstr(cli_out, "eu-west-1a"));
