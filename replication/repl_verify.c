@@ -11,6 +11,11 @@
  *                REPL_VERIFY_LISTED listed per peer
  *   repair       (primary only) differing regions are marked in the peer's
  *                dirty bitmap and resent by a bitmap resync afterwards
+ *   diskless     a diskless primary has no data of its own: the compared
+ *                member with the lowest id is the reference, asked like the
+ *                others, and the rest are compared with its digests (it is
+ *                listed as the reference, not as compared). No repair: no
+ *                side is the truth by itself
  *
  * Ordering with application writes: a region is taken only once no write
  * or resync transfer overlapping it is in flight (every replica has
@@ -54,6 +59,7 @@ struct vreq {
 
 struct repl_verify {
 	bool running, repair, was_primary, waiting;
+	int ref;                    /* diskless verifier: the reference member, else -1 */
 	uint32_t region;
 	uint64_t rate;              /* bytes/s, 0: unlimited */
 	int64_t tokens;             /* what may be read now (a token bucket) */
@@ -171,6 +177,12 @@ static void drop_peer(struct repl_vol *rv, unsigned i, const char *fmt, ...)
 		 rv->peers[i].m->node, vf->note[i]);
 }
 
+/* peers still compared with us (or with the reference) */
+static uint32_t compared_left(const struct repl_verify *vf)
+{
+	return vf->peers & ~(vf->ref >= 0 ? 1u << vf->ref : 0u);
+}
+
 static void record(struct repl_vol *rv, struct vreq *q)
 {
 	struct repl_verify *vf = rv->verify;
@@ -180,10 +192,19 @@ static void record(struct repl_vol *rv, struct vreq *q)
 			 strerror(-q->local_res));
 		return;
 	}
+	if (vf->ref >= 0) {
+		/* diskless: the reference's digest stands for ours */
+		if (!(q->ok & (1u << vf->ref))) {
+			stop_run(rv, "the reference member %s did not answer for offset %llu",
+				 rv->peers[vf->ref].m->node, (unsigned long long)q->rd.off);
+			return;
+		}
+		memcpy(q->local, q->peer[vf->ref], REPL_DIGEST_LEN);
+	}
 	for (unsigned i = 0; i < REPL_MAX_NODES; i++) {
 		uint32_t bit = 1u << i;
 
-		if (!(q->sent & bit) || !(vf->peers & bit))
+		if (!(q->sent & bit) || !(vf->peers & bit) || (int)i == vf->ref)
 			continue;
 		if (q->failed & bit) {
 			drop_peer(rv, i, "its read at offset %llu failed",
@@ -205,7 +226,7 @@ static void record(struct repl_vol *rv, struct vreq *q)
 			repl_resync_mark_peer(rv, &rv->peers[i], q->rd.off, q->rd.len);
 	}
 	vf->done += q->rd.len;
-	if (!vf->peers)
+	if (!compared_left(vf))
 		stop_run(rv, "no peer left to compare with");
 }
 
@@ -225,7 +246,8 @@ static void req_settle(struct repl_vol *rv, struct vreq *q)
 	vf->inflight--;
 	if (vf->running)
 		record(rv, q);
-	iobuf_put(q->rd.buf, q->rd.len);
+	if (q->rd.buf)
+		iobuf_put(q->rd.buf, q->rd.len);
 	free(q);
 	repl_vol_pump_blocked(rv);
 	pump(rv);
@@ -286,7 +308,12 @@ static void pump(struct repl_vol *rv)
 			else if ((vf->peers & (1u << i)) && !comparable(rv, &rv->peers[i], &why))
 				drop_peer(rv, i, "%s", why);
 		}
-		if (!vf->peers) {
+		if (vf->ref >= 0 && !(vf->peers & (1u << vf->ref))) {
+			stop_run(rv, "the reference member %s left the run: %s",
+				 rv->peers[vf->ref].m->node, vf->note[vf->ref]);
+			return;
+		}
+		if (!compared_left(vf)) {
 			stop_run(rv, "no peer left to compare with");
 			return;
 		}
@@ -304,7 +331,7 @@ static void pump(struct repl_vol *rv)
 			return;
 		vf->waiting = false;
 		q = calloc(1, sizeof(*q));
-		if (!q || !(q->rd.buf = iobuf_get(len))) {
+		if (!q || (vf->ref < 0 && !(q->rd.buf = iobuf_get(len)))) {
 			free(q);
 			return; /* again on the next tick */
 		}
@@ -333,6 +360,14 @@ static void pump(struct repl_vol *rv)
 		vf->inflight++;
 		vf->cursor += len;
 		vf->tokens -= (int64_t)len;
+		if (vf->ref >= 0) {
+			q->local_done = true; /* nothing to read here: the reference's digest */
+			if (!q->wait) {
+				req_settle(rv, q); /* nobody asked: record() stops the run */
+				return;
+			}
+			continue;
+		}
 		local->ops->submit(local, &q->rd);
 	}
 }
@@ -373,10 +408,18 @@ int repl_verify_start(struct repl_vol *rv, uint32_t region, uint64_t rate, bool 
 			 (unsigned long long)vf->total);
 		return -EBUSY;
 	}
-	if (rv->disk != REPL_DISK_UP_TO_DATE && rv->disk != REPL_DISK_CONSISTENT) {
-		snprintf(err, errlen, "volume %s is %s here: run verify on an up-to-date member",
-			 vname(rv), repl_disk_state_name(rv->disk));
+	bool diskless = rv->disk == REPL_DISK_DISKLESS && rv->role == REPL_ROLE_PRIMARY;
+	int ref = -1;
+
+	if (rv->disk != REPL_DISK_UP_TO_DATE && rv->disk != REPL_DISK_CONSISTENT && !diskless) {
+		snprintf(err, errlen, "volume %s is %s here: run verify on the primary or an "
+			 "up-to-date member", vname(rv), repl_disk_state_name(rv->disk));
 		return -ESTALE;
+	}
+	if (diskless && repair) {
+		snprintf(err, errlen, "volume %s: --repair needs a primary with data (this one is "
+			 "diskless: no side is the truth by itself)", vname(rv));
+		return -EBUSY;
 	}
 	if (rv->role != REPL_ROLE_PRIMARY && repl_vol_live_primary(rv)) {
 		snprintf(err, errlen, "volume %s is primary on another member: run verify there "
@@ -401,6 +444,14 @@ int repl_verify_start(struct repl_vol *rv, uint32_t region, uint64_t rate, bool 
 			 vname(rv));
 		return -EAGAIN;
 	}
+	if (diskless) {
+		if (__builtin_popcount(peers) < 2) {
+			snprintf(err, errlen, "volume %s: this member is diskless and only one "
+				 "up-to-date member is connected: nothing to compare", vname(rv));
+			return -EAGAIN;
+		}
+		ref = __builtin_ctz(peers);
+	}
 	if (!vf && !(vf = rv->verify = calloc(1, sizeof(*vf)))) {
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
@@ -415,15 +466,23 @@ int repl_verify_start(struct repl_vol *rv, uint32_t region, uint64_t rate, bool 
 	vf->total = rv->v->size;
 	vf->started_ns = now_ns();
 	vf->peers = vf->included = peers;
+	vf->ref = ref;
 	for (unsigned i = 0; i < REPL_MAX_NODES; i++) {
 		if (peers & (1u << i))
 			vf->conn[i] = rv->peers[i].conn;
 		memcpy(vf->note[i], skipped[i], sizeof(vf->note[i]));
 	}
+	if (ref >= 0) {
+		vf->included &= ~(1u << ref);
+		snprintf(vf->note[ref], sizeof(vf->note[ref]),
+			 "the reference (this member is diskless)");
+	}
 	log_info("repl", "%s: verify of %llu bytes in %u-byte regions against %u peer(s), "
-		 "reading at most %llu bytes/s (0: no limit)%s", vname(rv),
-		 (unsigned long long)vf->total, region, __builtin_popcount(peers),
-		 (unsigned long long)vf->rate, repair ? ", repairing differences" : "");
+		 "reading at most %llu bytes/s (0: no limit)%s%s%s", vname(rv),
+		 (unsigned long long)vf->total, region, __builtin_popcount(vf->included),
+		 (unsigned long long)vf->rate, repair ? ", repairing differences" : "",
+		 ref >= 0 ? "; diskless: the reference is " : "",
+		 ref >= 0 ? rv->peers[ref].m->node : "");
 	pump(rv);
 	repl_vol_publish(rv);
 	return 0;

@@ -8,8 +8,10 @@
 #   - kill -9 of b while the checker writes through c: c goes on with a
 #     (reads fail over to a), nothing acknowledged is lost
 #   - b returns behind while the checker writes through c: c resyncs it,
-#     reading the grains at a; a = b, every acknowledged write reads back;
-#     a is promoted after c steps down
+#     reading the grains at a; a = b, every acknowledged write reads back
+#   - verify on diskless c (a the reference): clean, then finds a block
+#     corrupted in b's copy; --repair refused there; a is promoted after c
+#     steps down and repairs it
 # shellcheck source-path=SCRIPTDIR source=repl_lib.sh
 source "$(dirname "$0")/repl_lib.sh"
 
@@ -65,13 +67,37 @@ checker_verify c w2
 cmp "$(data_of a)" "$(data_of b)" || fail "a and b differ after c resynced b"
 log "c resynced b from a: $moved bytes in $((el / 1000000)) ms; $(chk_field w2 acked) writes through c meanwhile"
 
+# verify from the diskless primary: a (lowest id) is the reference, b is
+# compared with it; a block corrupted in b's copy behind urbd's back is
+# found; --repair is refused (no side is the truth by itself)
+out=$(ctl c volume verify "$VOL" 2>&1) || fail "verify on diskless c exited $?: $out"
+grep -q "(node-b): .* compared, identical" <<<"$out" && grep -q "(node-a): the reference" <<<"$out" ||
+	fail "verify on diskless c: $out"
+head -c 4096 /dev/urandom >"$T/junk"
+dd if="$T/junk" of="$(data_of b)" bs=4096 seek=$((50 * 1048576 / 4096)) conv=notrunc \
+	oflag=direct status=none || fail "dd b"
+rc=0
+out=$(ctl c volume verify "$VOL" --region 64K 2>&1) || rc=$?
+[ "$rc" = 6 ] && grep -q "differing regions at: $((50 * 1048576))$" <<<"$out" ||
+	fail "verify on c did not find b's corrupted block (exit $rc): $out"
+rc=0
+out=$(ctl c volume verify "$VOL" --repair 2>&1) || rc=$?
+[ "$rc" != 0 ] && grep -q "diskless" <<<"$out" || fail "verify --repair on diskless c: exit $rc: $out"
+log "verify on diskless c against a: clean, then b's corrupted 64 KiB region at 50 MiB found; --repair refused"
+
 # and a primary with data takes over as before
 ctl c volume demote "$VOL" >/dev/null || fail "demote c"
 promote_retry a
 wait_until 10 up_to_date b || fail "b is not up to date under a: $(vstatus a)"
+# a primary with data repairs b's corrupted block from its own
+rc=0
+out=$(ctl a volume verify "$VOL" --region 64K --repair 2>&1) || rc=$?
+[ "$rc" = 6 ] || fail "verify --repair on a exited $rc: $out"
+_repaired() { [ "$(peer_field a 1 outdated)" = False ] && up_to_date b; }
+wait_until 20 _repaired || fail "repair did not finish: $(vstatus a)"
 wait_until 5 no_pending a
 checker_verify a w2
 replicas_identical a b || fail "a and b differ"
 alloc=$(stat -c %b "$(data_of c)")
 [ "$alloc" = 0 ] || fail "the diskless member's data file holds $alloc blocks"
-pass "diskless attach: c served reads from peers and wrote to both; b killed, c went on with a; c resynced b ($moved bytes read at a) under writes; a = b; c holds no data"
+pass "diskless attach: c served reads from peers and wrote to both; b killed, c went on with a; c resynced b ($moved bytes read at a) under writes; verify from c found b's corrupted block, a repaired it; a = b; c holds no data"
