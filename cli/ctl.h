@@ -37,6 +37,8 @@ struct ctl {
 	int local_id;             /* -1: not given */
 	/* volume verify */
 	const char *region, *rate;
+	/* volume set */
+	const char *resync_rate;
 	bool repair, no_wait;
 	/* membership */
 	bool join, replace;

@@ -167,6 +167,9 @@ struct json_object *ctl_json_volume(const Urbd__V1__Volume *v)
 		json_object_object_add(ro, "forced", json_object_new_boolean(r->forced));
 		json_object_object_add(ro, "unconfirmed", json_object_new_boolean(r->unconfirmed));
 		json_object_object_add(ro, "bitmap_grain", json_object_new_int64(r->bitmap_grain));
+		add_u64(ro, "resync_rate_bytes", r->resync_rate_bytes);
+		json_object_object_add(ro, "resync_rate_set",
+				       json_object_new_boolean(r->resync_rate_set));
 		for (size_t i = 0; i < r->n_peers; i++) {
 			const Urbd__V1__Peer *p = r->peers[i];
 			struct json_object *po = json_object_new_object();

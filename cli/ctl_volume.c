@@ -174,6 +174,13 @@ static void print_volume(const Urbd__V1__Volume *v)
 		       r->quorum ? "yes" : "NO", r->visible, r->voters);
 		printf("Policy:        ack=%s on-no-quorum=%s, bitmap grain %s\n", r->ack,
 		       r->on_no_quorum, urbd_format_size(r->bitmap_grain, a, sizeof(a)));
+		if (r->resync_rate_bytes)
+			printf("Resync rate:   %s/s%s\n",
+			       urbd_format_size(r->resync_rate_bytes, a, sizeof(a)),
+			       r->resync_rate_set ? "" : " (the daemon's default)");
+		else
+			printf("Resync rate:   no limit%s\n",
+			       r->resync_rate_set ? "" : " (the daemon's default)");
 		printf("Generation:    %s\n", r->generation);
 		printf("Replicated:    %" PRIu64 " writes\n", r->writes_replicated);
 		if (r->forced)
@@ -628,6 +635,33 @@ static int volume_verify(struct ctl *c, int argc, char **argv)
 	return ret;
 }
 
+/* set NAME --resync-rate SIZE|unlimited|default */
+static int volume_set(struct ctl *c, int argc, char **argv)
+{
+	Urbd__V1__SetVolumeOptionsRequest req = URBD__V1__SET_VOLUME_OPTIONS_REQUEST__INIT;
+	Urbd__V1__SetVolumeOptionsResponse *resp;
+	uint64_t v;
+	int ret;
+
+	if ((ret = need_args(argc, 1, "volume set NAME --resync-rate SIZE|unlimited|default")))
+		return ret;
+	if (!c->resync_rate)
+		return ctl_usage_error("volume set: nothing to set (--resync-rate)");
+	if (strcmp(c->resync_rate, "unlimited") && strcmp(c->resync_rate, "default") &&
+	    (urbd_parse_size(c->resync_rate, &v) || v < (1ull << 20) || v > (1ull << 40)))
+		return ctl_usage_error("--resync-rate '%s': bytes per second, 1M..1T, 'unlimited' "
+				       "or 'default'", c->resync_rate);
+	req.name = argv[0];
+	req.resync_rate = (char *)c->resync_rate;
+	ret = ctl_call(c, METHOD("SetVolumeOptions"), &req.base,
+		       &urbd__v1__set_volume_options_response__descriptor,
+		       (ProtobufCMessage **)&resp);
+	if (ret)
+		return ret;
+	return volume_answer(c, &resp->base, resp->volume, "volume %s: resync rate %s", argv[0],
+			     c->resync_rate);
+}
+
 /* barrier: a point every live, up-to-date replica confirmed as on stable
  * storage; exit 0 (the members left out are listed, not an error) */
 static int volume_barrier(struct ctl *c, int argc, char **argv)
@@ -686,6 +720,7 @@ int ctl_cmd_volume(struct ctl *c, int argc, char **argv)
 		{ "demote", volume_demote }, { "discard-my-data", volume_discard },
 		{ "verify", volume_verify }, { "add-replica", volume_add_replica },
 		{ "remove-replica", volume_remove_replica }, { "barrier", volume_barrier },
+		{ "set", volume_set },
 	};
 
 	if (argc < 1)

@@ -47,6 +47,11 @@ static const char usage_text[] =
 	"      --rate SIZE               read at most SIZE per second on each\n"
 	"                                replica, 1M..1T (default: the resync rate)\n"
 	"      --no-wait                 start it and return (result: volume status)\n"
+	"  volume set NAME --resync-rate SIZE|unlimited|default\n"
+	"                                this member's resync read rate per second\n"
+	"                                (1M..1T; default: URBD_RESYNC_RATE_MB or\n"
+	"                                250M), saved in the replica set; set it on\n"
+	"                                every member (the primary's is used)\n"
 	"  volume barrier NAME           on the primary: wait until every live,\n"
 	"                                up-to-date replica has everything written\n"
 	"                                so far on stable storage; lists them, and\n"
@@ -166,7 +171,7 @@ int ctl_call(struct ctl *c, const char *method, const ProtobufCMessage *req,
 
 enum { OPT_TLS_CERT = 256, OPT_TLS_KEY, OPT_TLS_CA, OPT_TLS_NAME, OPT_REPLICAS,
        OPT_LOCAL_ID, OPT_UUID, OPT_ACK, OPT_NOQ, OPT_REGION, OPT_REPAIR, OPT_NO_WAIT,
-       OPT_JOIN, OPT_REPLACE, OPT_GRAIN, OPT_RATE };
+       OPT_JOIN, OPT_REPLACE, OPT_GRAIN, OPT_RATE, OPT_RESYNC_RATE };
 
 static const struct option long_opts[] = {
 	{ "socket", required_argument, NULL, 's' },
@@ -183,6 +188,7 @@ static const struct option long_opts[] = {
 	{ "region", required_argument, NULL, OPT_REGION },
 	{ "repair", no_argument, NULL, OPT_REPAIR },
 	{ "rate", required_argument, NULL, OPT_RATE },
+	{ "resync-rate", required_argument, NULL, OPT_RESYNC_RATE },
 	{ "no-wait", no_argument, NULL, OPT_NO_WAIT },
 	{ "join", no_argument, NULL, OPT_JOIN },
 	{ "replace", no_argument, NULL, OPT_REPLACE },
@@ -229,6 +235,7 @@ static int parse_options(struct ctl *c, int argc, char **argv,
 		case OPT_NOQ: c->on_no_quorum = optarg; break;
 		case OPT_REGION: c->region = optarg; break;
 		case OPT_RATE: c->rate = optarg; break;
+		case OPT_RESYNC_RATE: c->resync_rate = optarg; break;
 		case OPT_REPAIR: c->repair = true; break;
 		case OPT_NO_WAIT: c->no_wait = true; break;
 		case OPT_JOIN: c->join = true; break;

@@ -117,6 +117,8 @@ static Urbd__V1__Replication *replication_pb(const struct repl_vol_status *st)
 	r->forced = st->forced;
 	r->unconfirmed = st->unconfirmed;
 	r->bitmap_grain = st->bitmap_grain;
+	r->resync_rate_bytes = st->resync_rate;
+	r->resync_rate_set = st->resync_rate_set;
 	snprintf(gen, sizeof(gen), "%016llx", (unsigned long long)st->gen_current);
 	if (set_str(&r->role, st->role) || set_str(&r->disk_state, st->disk) ||
 	    set_str(&r->ack, st->ack) || set_str(&r->on_no_quorum, st->on_no_quorum) ||
@@ -538,6 +540,8 @@ _Static_assert(offsetof(Urbd__V1__RemoveReplicaResponse, volume) ==
 	       offsetof(Urbd__V1__PromoteVolumeResponse, volume), "role responses differ");
 _Static_assert(offsetof(Urbd__V1__VerifyVolumeResponse, volume) ==
 	       offsetof(Urbd__V1__PromoteVolumeResponse, volume), "role responses differ");
+_Static_assert(offsetof(Urbd__V1__SetVolumeOptionsResponse, volume) ==
+	       offsetof(Urbd__V1__PromoteVolumeResponse, volume), "role responses differ");
 
 static grpc_status_code role_call(struct control_server *s, const char *name, int ret,
 				  const char *why, const ProtobufCMessageDescriptor *rd,
@@ -618,6 +622,36 @@ static grpc_status_code verify_volume(void *ctx, const ProtobufCMessage *req,
 			 volmgr_verify(s->m, r->name, r->region_bytes, r->rate_bytes, r->repair, why,
 					       sizeof(why)),
 			 why, &urbd__v1__verify_volume_response__descriptor, resp, err, errlen);
+}
+
+static grpc_status_code set_volume_options(void *ctx, const ProtobufCMessage *req,
+					   ProtobufCMessage **resp, char *err, size_t errlen)
+{
+	const Urbd__V1__SetVolumeOptionsRequest *r = (const void *)req;
+	struct control_server *s = ctx;
+	char why[256] = "";
+	uint64_t rate = 0;
+	bool set = true;
+	int ret;
+
+	if (!check_name(r->name, err, errlen))
+		return GRPC_STATUS_INVALID_ARGUMENT;
+	if (!r->resync_rate || !r->resync_rate[0]) {
+		snprintf(err, errlen, "no option to set (resync_rate)");
+		return GRPC_STATUS_INVALID_ARGUMENT;
+	}
+	if (!strcmp(r->resync_rate, "default")) {
+		set = false;
+	} else if (strcmp(r->resync_rate, "unlimited") &&
+		   (urbd_parse_size(r->resync_rate, &rate) || rate < (1ull << 20) ||
+		    rate > (1ull << 40))) {
+		snprintf(err, errlen, "resync_rate '%s': a size per second from 1M to 1T, "
+			 "'unlimited' or 'default'", r->resync_rate);
+		return GRPC_STATUS_INVALID_ARGUMENT;
+	}
+	ret = volmgr_set_resync_rate(s->m, r->name, set, rate, why, sizeof(why));
+	return role_call(s, r->name, ret, why, &urbd__v1__set_volume_options_response__descriptor,
+			 resp, err, errlen);
 }
 
 static grpc_status_code barrier_volume(void *ctx, const ProtobufCMessage *req,
@@ -734,6 +768,7 @@ static const struct rpc_method control_methods[] = {
 	METHOD("DiscardMyData", discard_my_data_request, discard_my_data),
 	METHOD("VerifyVolume", verify_volume_request, verify_volume),
 	METHOD("BarrierVolume", barrier_volume_request, barrier_volume),
+	METHOD("SetVolumeOptions", set_volume_options_request, set_volume_options),
 	METHOD("AddReplica", add_replica_request, add_replica),
 	METHOD("RemoveReplica", remove_replica_request, remove_replica),
 };

@@ -449,12 +449,25 @@ static int role_change(struct volmgr *m, const char *name, enum role_op op, bool
 	return ret;
 }
 
+/* a volume's replica set into its file (before it takes effect) */
+static int save_set(struct volmgr *m, const char *name, const struct repl_config *nc,
+		    char *err, size_t errlen)
+{
+	char dir[4096];
+	int ret;
+
+	if ((ret = store_volume_dir(m->store, name, dir, sizeof(dir))) == 0 &&
+	    (ret = repl_config_save(dir, nc)) != 0)
+		snprintf(err, errlen, "cannot save the replica set of %s: %s", name,
+			 strerror(-ret));
+	return ret;
+}
+
 int volmgr_set_replica(struct volmgr *m, const char *name, uint32_t id,
 		       const struct repl_member *mb, bool replace, char *err, size_t errlen)
 {
 	struct repl_config nc;
 	struct vm_entry *e;
-	char dir[4096];
 	int ret;
 
 	pthread_mutex_lock(&m->lock);
@@ -463,10 +476,8 @@ int volmgr_set_replica(struct volmgr *m, const char *name, uint32_t id,
 	 * between finds the new set, which the others have too */
 	if (e)
 		ret = repl_vol_member_sync(e->rv, id, mb, replace, false, &nc, err, errlen);
-	if (e && !ret && (ret = store_volume_dir(m->store, name, dir, sizeof(dir))) == 0 &&
-	    (ret = repl_config_save(dir, &nc)) != 0)
-		snprintf(err, errlen, "cannot save the replica set of %s: %s", name,
-			 strerror(-ret));
+	if (e && !ret)
+		ret = save_set(m, name, &nc, err, errlen);
 	if (e && !ret)
 		ret = repl_vol_member_sync(e->rv, id, mb, replace, true, NULL, err, errlen);
 	pthread_mutex_unlock(&m->lock);
@@ -477,6 +488,27 @@ int volmgr_verify(struct volmgr *m, const char *name, uint32_t region, uint64_t 
 		  bool repair, char *err, size_t errlen)
 {
 	return role_change(m, name, ROLE_VERIFY, repair, region, rate, err, errlen);
+}
+
+int volmgr_set_resync_rate(struct volmgr *m, const char *name, bool set, uint64_t rate,
+			   char *err, size_t errlen)
+{
+	struct repl_config nc;
+	struct vm_entry *e;
+	int ret;
+
+	pthread_mutex_lock(&m->lock);
+	e = find_replicated(m, name, &ret, err, errlen);
+	if (e) {
+		/* persisted first: a restart keeps what was answered */
+		repl_vol_config_sync(e->rv, &nc);
+		nc.resync_rate_set = set;
+		nc.resync_rate = set ? rate : 0;
+		if (!(ret = save_set(m, name, &nc, err, errlen)))
+			repl_vol_resync_rate_sync(e->rv, set, rate);
+	}
+	pthread_mutex_unlock(&m->lock);
+	return ret;
 }
 
 int volmgr_barrier(struct volmgr *m, const char *name, unsigned timeout_ms,

@@ -225,6 +225,17 @@ static int parse_line(char *line, struct repl_config *c, char *err, size_t errle
 		return repl_ack_policy_parse(v, &c->ack);
 	if (strcmp(k, "on-no-quorum") == 0)
 		return repl_noquorum_parse(v, &c->on_no_quorum);
+	if (strcmp(k, "resync-rate") == 0) {
+		unsigned long long r;
+
+		errno = 0;
+		r = strtoull(v, &end, 10);
+		if (end == v || *end || errno || *v == '-')
+			return -EINVAL;
+		c->resync_rate_set = true;
+		c->resync_rate = r;
+		return 0;
+	}
 	if (strncmp(k, "member ", 7) == 0) {
 		struct repl_member *m;
 		char node[64], addr[128], extra[16] = "";
@@ -288,6 +299,13 @@ int repl_config_format(const struct repl_config *c, char *buf, size_t cap)
 	if (n < 0 || (size_t)n >= cap)
 		return -ENOSPC;
 	off = (size_t)n;
+	if (c->resync_rate_set) {
+		n = snprintf(buf + off, cap - off, "resync-rate = %llu\n",
+			     (unsigned long long)c->resync_rate);
+		if (n < 0 || (size_t)n >= cap - off)
+			return -ENOSPC;
+		off += (size_t)n;
+	}
 	for (unsigned i = 0; i < REPL_MAX_NODES; i++) {
 		const struct repl_member *m = &c->members[i];
 

@@ -5,6 +5,9 @@
  *   local = 0                      this node's member id
  *   ack = all                      all | majority
  *   on-no-quorum = io-error        io-error | suspend-io
+ *   resync-rate = 104857600        bytes/s a resync (and a verify by default)
+ *                                  reads, 0: no limit; absent: the daemon's
+ *                                  default (URBD_RESYNC_RATE_MB, 250 MiB/s)
  *   member 0 = node-a 10.77.0.1:7788
  *   member 1 = node-b 10.77.0.2:7788
  *   member 2 = node-c 10.77.0.3:7788 diskless
@@ -45,6 +48,8 @@ struct repl_config {
 	uint32_t local_id;
 	enum repl_ack_policy ack;
 	enum repl_noquorum_policy on_no_quorum;
+	bool resync_rate_set;       /* else the daemon's default */
+	uint64_t resync_rate;       /* bytes/s, 0: no limit */
 	struct repl_member members[REPL_MAX_NODES]; /* by member id */
 };
 

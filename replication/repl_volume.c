@@ -1772,6 +1772,14 @@ static void arm_timer(struct repl_vol *rv)
 
 /* ---- life cycle --------------------------------------------------------------------------- */
 
+/* URBD_RESYNC_RATE_MB, else 250 MiB/s: a resync must not starve the application */
+static uint64_t default_resync_rate(void)
+{
+	const char *r = getenv("URBD_RESYNC_RATE_MB");
+
+	return (r ? strtoull(r, NULL, 10) : 250) << 20;
+}
+
 static void destroy(struct vol_backend *b)
 {
 	struct repl_vol *rv = (struct repl_vol *)b;
@@ -1810,13 +1818,8 @@ struct repl_vol *repl_vol_new(struct volume *v, const struct repl_config *cfg,
 	rv->blocked_tail = &rv->blocked;
 	rv->suspended_tail = &rv->suspended;
 	pthread_mutex_init(&rv->status_lock, NULL);
-	{
-		const char *r = getenv("URBD_RESYNC_RATE_MB");
-
-		/* default 250 MiB/s: a resync must not starve the application */
-		rv->resync_rate = (r ? strtoull(r, NULL, 10) : 250) << 20;
-		rv->resync_tokens = (int64_t)(rv->resync_rate / 5);
-	}
+	rv->resync_rate = cfg->resync_rate_set ? cfg->resync_rate : default_resync_rate();
+	rv->resync_tokens = (int64_t)(rv->resync_rate / 5);
 	set_role(rv, REPL_ROLE_SECONDARY);
 	rv->disk = cfg->members[cfg->local_id].diskless ? REPL_DISK_DISKLESS :
 		   v->sv->meta.disk_state == REPL_DISK_OUTDATED ||
@@ -2154,6 +2157,46 @@ int repl_vol_member_sync(struct repl_vol *rv, uint32_t id, const struct repl_mem
 	return reactor_call(rv->b.r, member_on_reactor, &a);
 }
 
+static int config_on_reactor(void *arg)
+{
+	struct ctl_arg *a = arg;
+
+	*a->out = a->rv->cfg;
+	return 0;
+}
+
+void repl_vol_config_sync(struct repl_vol *rv, struct repl_config *out)
+{
+	struct ctl_arg a = { .rv = rv, .out = out };
+
+	reactor_call(rv->b.r, config_on_reactor, &a);
+}
+
+static int resync_rate_on_reactor(void *arg)
+{
+	struct ctl_arg *a = arg;
+	struct repl_vol *rv = a->rv;
+
+	rv->cfg.resync_rate_set = a->force;
+	rv->cfg.resync_rate = a->force ? a->rate : 0;
+	rv->resync_rate = a->force ? a->rate : default_resync_rate();
+	/* a lower limit holds from the next tick on, not after a large credit */
+	if (rv->resync_rate && rv->resync_tokens > (int64_t)(rv->resync_rate / 5))
+		rv->resync_tokens = (int64_t)(rv->resync_rate / 5);
+	log_info("repl", "%s: resync rate %llu bytes/s (0: no limit)%s", vname(rv),
+		 (unsigned long long)rv->resync_rate, a->force ? "" : ", the daemon's default");
+	repl_resync_pump_all(rv);
+	repl_vol_publish(rv);
+	return 0;
+}
+
+void repl_vol_resync_rate_sync(struct repl_vol *rv, bool set, uint64_t rate)
+{
+	struct ctl_arg a = { .rv = rv, .force = set, .rate = rate };
+
+	reactor_call(rv->b.r, resync_rate_on_reactor, &a);
+}
+
 /* grows this member; on the primary only once every connected member
  * with data has (they must hold whatever it will write there) */
 static int resize_on_reactor(void *arg)
@@ -2256,6 +2299,8 @@ static void fill_status(struct repl_vol *rv, struct repl_vol_status *st)
 	st->forced = rv->force_quorum;
 	st->unconfirmed = unconfirmed(rv);
 	st->bitmap_grain = rv->v->sv->meta.bm_grain;
+	st->resync_rate = rv->resync_rate;
+	st->resync_rate_set = rv->cfg.resync_rate_set;
 	for (unsigned i = 0; i < REPL_MAX_NODES; i++) {
 		const struct repl_peer *p = &rv->peers[i];
 		struct repl_peer_status *ps;

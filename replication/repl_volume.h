@@ -81,6 +81,8 @@ struct repl_vol_status {
 	bool forced;               /* promoted with --force, no peer since */
 	bool unconfirmed;          /* lost its primary uncleanly (STORE_SB_F_UNCONFIRMED) */
 	uint32_t bitmap_grain;     /* bytes per dirty-bitmap bit */
+	uint64_t resync_rate;      /* bytes/s, 0: no limit */
+	bool resync_rate_set;      /* from the replica set's file, else the default */
 	struct repl_verify_status verify;
 };
 
@@ -135,6 +137,11 @@ struct repl_bar_result {
 };
 int repl_vol_barrier_sync(struct repl_vol *rv, unsigned timeout_ms, struct repl_bar_result *res,
 			  char *err, size_t errlen);
+/* the replica set as it runs now */
+void repl_vol_config_sync(struct repl_vol *rv, struct repl_config *out);
+/* the resync rate: set (bytes/s, 0: no limit), or back to the default;
+ * a resync or verify under way takes it at the next tick */
+void repl_vol_resync_rate_sync(struct repl_vol *rv, bool set, uint64_t rate);
 int repl_vol_resize_sync(struct repl_vol *rv, uint64_t size, char *err, size_t errlen);
 /* closes every connection and stops reconnecting; then waits (bounded)
  * until they are gone. The layer itself is freed with the volume. */

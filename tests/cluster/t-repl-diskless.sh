@@ -20,8 +20,6 @@ require_cmd ip qemu-io
 /usr/bin/python3 -c 'import nbd' 2>/dev/null || skip "python3-libnbd missing"
 
 REPL_DISKLESS=c
-# resyncs at 8 MiB/s: b's (16 MiB) runs for 2 s under the checker's writes
-export URBD_RESYNC_RATE_MB=8
 repl_up a b c
 ctl a volume promote "$VOL" >/dev/null || fail "promote a"
 out=$(in_az a timeout 30 qemu-io -f raw "$(nbd_uri a)" -c 'write -P 0x5a 20M 3M' \
@@ -45,7 +43,16 @@ checker_verify c w1
 log "c went on with a: $(chk_field w1 acked) writes, max pause $(chk_field w1 max_ack_gap_s)s"
 
 # b returns behind while the checker writes through c: the diskless
-# primary resyncs it, reading the grains at a (the only up-to-date member)
+# primary resyncs it, reading the grains at a (the only up-to-date member),
+# at 8 MiB/s (set on c at run time, saved in its replica set): b's 16 MiB
+# take 2 s under the checker's writes
+ctl c volume set "$VOL" --resync-rate 8M >/dev/null || fail "set the resync rate on c"
+[ "$(vfield c 'v["replication"]["resync_rate_bytes"]')" = $((8 << 20)) ] ||
+	fail "c's status does not show the 8M resync rate: $(vstatus c)"
+grep -q "^resync-rate = $((8 << 20))$" "$T/az-c/store/volumes/$VOL/replication" ||
+	fail "c's replica set does not keep the resync rate"
+grep -q "Resync rate:   8.0 MiB/s$" <<<"$(ctl c volume status "$VOL")" ||
+	fail "volume status does not show the resync rate: $(ctl c volume status "$VOL")"
 checker_bg c w2 8 "$(nbd_uri c)"
 sleep 1
 repl_start b
@@ -84,6 +91,11 @@ rc=0
 out=$(ctl c volume verify "$VOL" --repair 2>&1) || rc=$?
 [ "$rc" != 0 ] && grep -q "diskless" <<<"$out" || fail "verify --repair on diskless c: exit $rc: $out"
 log "verify on diskless c against a: clean, then b's corrupted 64 KiB region at 50 MiB found; --repair refused"
+ctl c volume set "$VOL" --resync-rate default >/dev/null || fail "resync rate back to the default"
+[ "$(vfield c 'v["replication"]["resync_rate_bytes"]')" = $((250 << 20)) ] &&
+	[ "$(vfield c 'v["replication"]["resync_rate_set"]')" = False ] ||
+	fail "c's resync rate is not the default again: $(vstatus c)"
+grep -q "^resync-rate" "$T/az-c/store/volumes/$VOL/replication" && fail "c's replica set still has a rate"
 
 # and a primary with data takes over as before
 ctl c volume demote "$VOL" >/dev/null || fail "demote c"

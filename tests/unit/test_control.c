@@ -39,6 +39,8 @@ struct volmgr {
 	uint32_t last_member_id;
 	bool last_member_removed, last_replace;
 	struct repl_member last_member;
+	bool last_rate_set;
+	uint64_t last_rate;
 };
 
 static struct volmgr fake;
@@ -63,6 +65,18 @@ static struct volume_info *find(const char *name)
 		if (strcmp(fake.vols[i].name, name) == 0)
 			return &fake.vols[i];
 	return NULL;
+}
+
+/* a fake call on a volume: the injected error, or -ENOENT for none */
+static int enter(const char *name, char *err, size_t errlen)
+{
+	int ret = injected(err, errlen);
+
+	if (!ret && !find(name)) {
+		snprintf(err, errlen, "no volume %s", name);
+		ret = -ENOENT;
+	}
+	return ret;
 }
 
 int volmgr_create(struct volmgr *m, const char *name, uint64_t size,
@@ -289,14 +303,10 @@ int volmgr_discard_my_data(struct volmgr *m, const char *name, char *err, size_t
 int volmgr_set_replica(struct volmgr *m, const char *name, uint32_t id,
 		       const struct repl_member *mb, bool replace, char *err, size_t errlen)
 {
-	int ret = injected(err, errlen);
+	int ret = enter(name, err, errlen);
 
 	if (ret)
 		return ret;
-	if (!find(name)) {
-		snprintf(err, errlen, "no volume %s", name);
-		return -ENOENT;
-	}
 	fake.last_member_id = id;
 	fake.last_member_removed = !mb;
 	fake.last_replace = replace;
@@ -337,18 +347,26 @@ int volmgr_verify(struct volmgr *m, const char *name, uint32_t region, uint64_t 
 	return 0;
 }
 
+int volmgr_set_resync_rate(struct volmgr *m, const char *name, bool set, uint64_t rate,
+			   char *err, size_t errlen)
+{
+	int ret = enter(name, err, errlen);
+
+	if (ret)
+		return ret;
+	fake.last_rate_set = set;
+	fake.last_rate = rate;
+	return 0;
+}
+
 /* a barrier on "rv": members 0 (n0) and 1 (n1) confirm, 2 (n2) is down */
 int volmgr_barrier(struct volmgr *m, const char *name, unsigned timeout_ms,
 		   struct repl_bar_result *res, char *err, size_t errlen)
 {
-	int ret = injected(err, errlen);
+	int ret = enter(name, err, errlen);
 
 	if (ret)
 		return ret;
-	if (!find(name)) {
-		snprintf(err, errlen, "no volume %s", name);
-		return -ENOENT;
-	}
 	memset(res, 0, sizeof(*res));
 	res->epoch = timeout_ms; /* the test reads back the timeout it sent */
 	res->ns = 1500000;
@@ -911,6 +929,51 @@ static void test_replication_calls(void **state)
 				 GRPC_STATUS_NOT_FOUND);
 	}
 	{
+		Urbd__V1__SetVolumeOptionsRequest sreq = URBD__V1__SET_VOLUME_OPTIONS_REQUEST__INIT;
+		Urbd__V1__SetVolumeOptionsResponse *sresp = NULL;
+		unsigned before = fake.calls;
+
+		sreq.name = (char *)"rv";
+		assert_int_equal(CALL("SetVolumeOptions", &sreq, set_volume_options_response, &sresp),
+				 GRPC_STATUS_INVALID_ARGUMENT); /* nothing to set */
+		sreq.resync_rate = (char *)"100K"; /* below 1M */
+		assert_int_equal(CALL("SetVolumeOptions", &sreq, set_volume_options_response, &sresp),
+				 GRPC_STATUS_INVALID_ARGUMENT);
+		assert_non_null(strstr(err, "resync_rate '100K'"));
+		sreq.resync_rate = (char *)"fast";
+		assert_int_equal(CALL("SetVolumeOptions", &sreq, set_volume_options_response, &sresp),
+				 GRPC_STATUS_INVALID_ARGUMENT);
+		assert_int_equal(fake.calls, before);
+		sreq.resync_rate = (char *)"64M";
+		assert_int_equal(CALL("SetVolumeOptions", &sreq, set_volume_options_response, &sresp),
+				 GRPC_STATUS_OK);
+		assert_non_null(sresp->volume);
+		assert_true(fake.last_rate_set);
+		assert_int_equal(fake.last_rate, 64u << 20);
+		protobuf_c_message_free_unpacked(&sresp->base, NULL);
+		sresp = NULL;
+		sreq.resync_rate = (char *)"unlimited";
+		assert_int_equal(CALL("SetVolumeOptions", &sreq, set_volume_options_response, &sresp),
+				 GRPC_STATUS_OK);
+		assert_true(fake.last_rate_set);
+		assert_int_equal(fake.last_rate, 0);
+		protobuf_c_message_free_unpacked(&sresp->base, NULL);
+		sresp = NULL;
+		sreq.resync_rate = (char *)"default";
+		assert_int_equal(CALL("SetVolumeOptions", &sreq, set_volume_options_response, &sresp),
+				 GRPC_STATUS_OK);
+		assert_false(fake.last_rate_set);
+		protobuf_c_message_free_unpacked(&sresp->base, NULL);
+		sresp = NULL;
+		fake.inject = -EINVAL;
+		snprintf(fake.inject_msg, sizeof(fake.inject_msg), "volume rv is not replicated");
+		assert_int_equal(CALL("SetVolumeOptions", &sreq, set_volume_options_response, &sresp),
+				 GRPC_STATUS_FAILED_PRECONDITION);
+		sreq.name = (char *)"nope";
+		assert_int_equal(CALL("SetVolumeOptions", &sreq, set_volume_options_response, &sresp),
+				 GRPC_STATUS_NOT_FOUND);
+	}
+	{
 		Urbd__V1__BarrierVolumeRequest breq = URBD__V1__BARRIER_VOLUME_REQUEST__INIT;
 		Urbd__V1__BarrierVolumeResponse *bresp = NULL;
 		unsigned before = fake.calls;
@@ -1067,6 +1130,14 @@ static void test_urbdctl(void **state)
 			    "n2: not connected");
 	json_object_put(root);
 	assert_int_equal(urbdctl("volume barrier"), 2);
+	/* set: checked before the call, then the daemon's answer */
+	fake.calls = 0;
+	assert_int_equal(urbdctl("volume set demo"), 2);
+	assert_int_equal(urbdctl("volume set demo --resync-rate 10K"), 2);
+	assert_int_equal(fake.calls, 0);
+	assert_int_equal(urbdctl("volume set demo --resync-rate 32M"), 0);
+	assert_string_equal(cli_out, "volume demo: resync rate 32M\n");
+	assert_int_equal(fake.last_rate, 32u << 20);
 
 	assert_int_equal(urbdctl("node info"), 0);
 	assert_non_null(strstr(cli_out, "eu-west-1a"));

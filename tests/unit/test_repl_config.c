@@ -18,6 +18,7 @@ static const char *good =
 	"local = 1\n"
 	"ack = majority\n"
 	"on-no-quorum = suspend-io\n"
+	"resync-rate = 104857600\n"
 	"member 0 = node-a 10.77.0.1:7788\n"
 	"member 1 = node-b 10.77.0.2:7788\n"
 	"member 2 = node-c 10.77.0.3:7788 diskless\n";
@@ -31,6 +32,8 @@ static void test_parse_format_round_trip(void **state)
 	assert_int_equal(c.local_id, 1);
 	assert_int_equal(c.ack, REPL_ACK_MAJORITY);
 	assert_int_equal(c.on_no_quorum, REPL_NOQ_SUSPEND);
+	assert_true(c.resync_rate_set);
+	assert_int_equal(c.resync_rate, 100u << 20);
 	assert_true(c.members[2].diskless);
 	assert_string_equal(c.members[0].addr, "10.77.0.1:7788");
 	assert_int_equal(repl_config_members(&c), 3);
@@ -38,6 +41,19 @@ static void test_parse_format_round_trip(void **state)
 	assert_int_equal(repl_config_format(&c, text, sizeof(text)), 0);
 	assert_int_equal(repl_config_parse(text, &d, err, sizeof(err)), 0);
 	assert_memory_equal(&c, &d, sizeof(c));
+	/* no resync-rate line: the daemon's default, and none is written */
+	assert_int_equal(repl_config_parse("local = 0\nmember 0 = a 1.2.3.4:1\n"
+					   "member 1 = b 1.2.3.5:1\n", &c, err, sizeof(err)), 0);
+	assert_false(c.resync_rate_set);
+	assert_int_equal(repl_config_format(&c, text, sizeof(text)), 0);
+	assert_null(strstr(text, "resync-rate"));
+	/* 0: no limit, kept as set */
+	assert_int_equal(repl_config_parse("local = 0\nresync-rate = 0\nmember 0 = a 1.2.3.4:1\n"
+					   "member 1 = b 1.2.3.5:1\n", &c, err, sizeof(err)), 0);
+	assert_true(c.resync_rate_set);
+	assert_int_equal(c.resync_rate, 0);
+	assert_int_equal(repl_config_format(&c, text, sizeof(text)), 0);
+	assert_non_null(strstr(text, "resync-rate = 0\n"));
 }
 
 static void expect_bad(const char *text, const char *why)
@@ -53,6 +69,8 @@ static void expect_bad(const char *text, const char *why)
 static void test_parse_errors(void **state)
 {
 	expect_bad("member 0 = a 1.2.3.4:1\nmember 1 = b 1.2.3.5:1\n", "no 'local");
+	expect_bad("local = 0\nresync-rate = 10M\nmember 0 = a 1.2.3.4:1\n", "line 2");
+	expect_bad("local = 0\nresync-rate = -1\nmember 0 = a 1.2.3.4:1\n", "line 2");
 	expect_bad("local = 2\nmember 0 = a 1.2.3.4:1\nmember 1 = b 1.2.3.5:1\n", "not in the replica set");
 	expect_bad("local = 0\nmember 0 = a 1.2.3.4:1\n", "at least 2");
 	expect_bad("local = 0\nmember 0 = a 1.2.3.4:1\nmember 0 = b 1.2.3.5:1\n", "line 3");
