@@ -524,7 +524,7 @@ static grpc_status_code role_failed(int ret, const char *why, char *err, size_t 
 {
 	snprintf(err, errlen, "%s", why[0] ? why : strerror(-ret));
 	if (ret == -EAGAIN || ret == -ESTALE || ret == -EBUSY || ret == -EINVAL ||
-	    ret == -EEXIST || ret == -ENXIO)
+	    ret == -EEXIST || ret == -ENXIO || ret == -EROFS)
 		return GRPC_STATUS_FAILED_PRECONDITION;
 	return rpc_status_from_errno(ret);
 }
@@ -673,10 +673,6 @@ static grpc_status_code barrier_volume(void *ctx, const ProtobufCMessage *req,
 	}
 	ret = volmgr_barrier(s->m, r->name, r->timeout_ms ? r->timeout_ms : 10000, &res, why,
 			     sizeof(why));
-	if (ret == -EROFS) {
-		snprintf(err, errlen, "%s", why);
-		return GRPC_STATUS_FAILED_PRECONDITION;
-	}
 	if (ret)
 		return ret == -ENOENT ? volmgr_failed(ret, why, err, errlen)
 				      : role_failed(ret, why, err, errlen);

@@ -85,7 +85,6 @@ int volmgr_set_replica(struct volmgr *m, const char *name, uint32_t id,
 int volmgr_promote(struct volmgr *m, const char *name, bool force, char *err, size_t errlen);
 int volmgr_demote(struct volmgr *m, const char *name, char *err, size_t errlen);
 int volmgr_discard_my_data(struct volmgr *m, const char *name, char *err, size_t errlen);
-/* online verify of a replicated volume (repl_vol_verify_sync) */
 /* a replicated volume's resync rate (bytes/s, 0: no limit), or with
  * set false the daemon's default; persisted in its replica set first */
 int volmgr_set_resync_rate(struct volmgr *m, const char *name, bool set, uint64_t rate,
@@ -94,6 +93,7 @@ struct repl_bar_result;
 /* a BARRIER on a replicated volume's primary (repl_vol_barrier_sync) */
 int volmgr_barrier(struct volmgr *m, const char *name, unsigned timeout_ms,
 		   struct repl_bar_result *res, char *err, size_t errlen);
+/* online verify of a replicated volume (repl_vol_verify_sync) */
 int volmgr_verify(struct volmgr *m, const char *name, uint32_t region, uint64_t rate,
 		  bool repair, char *err, size_t errlen);
 /* force: disconnect frontend clients first instead of failing with -EBUSY */

@@ -46,7 +46,7 @@ struct repl_bar {
 	uint64_t start_ns;
 	uint32_t wait;              /* peers whose BARRIER_ACK is due */
 	uint32_t confirmed;         /* peers that confirmed */
-	bool local_wait, local_flushing, local_ok, local_data, done;
+	bool local_wait, local_flushing, local_data;
 	int local_res;
 	struct vol_io flush;
 	struct repl_bar_result res; /* of the last run */
@@ -55,11 +55,31 @@ struct repl_bar {
 	struct vol_io sec_flush;
 };
 
+struct repl_bar_call {
+	struct repl_vol *rv;
+	char *err;
+	size_t errlen;
+	uint64_t epoch;
+	struct repl_bar_result res;
+};
+
 static struct repl_bar *bar_of(struct repl_vol *rv)
 {
 	if (!rv->bar && (rv->bar = calloc(1, sizeof(*rv->bar))))
 		rv->bar->rv = rv;
 	return rv->bar;
+}
+
+/* a FLUSH of the local store in io, done calls cb */
+static void flush_store(struct repl_vol *rv, struct vol_io *io, void (*cb)(struct vol_io *, int))
+{
+	struct vol_backend *local = rv->b.next;
+
+	memset(io, 0, sizeof(*io));
+	io->op = VOL_FLUSH;
+	io->vol = rv->v;
+	io->chain_done = cb;
+	local->ops->submit(local, io);
 }
 
 /* ---- secondary ----------------------------------------------------------------- */
@@ -99,16 +119,11 @@ static void sec_progress(struct repl_vol *rv)
 {
 	struct repl_bar *b = rv->bar;
 	struct repl_epoch *e = b ? b->head : NULL;
-	struct vol_backend *local = rv->b.next;
 
 	if (!e || !e->closed || e->inflight || e->flushing)
 		return;
 	e->flushing = true;
-	memset(&b->sec_flush, 0, sizeof(b->sec_flush));
-	b->sec_flush.op = VOL_FLUSH;
-	b->sec_flush.vol = rv->v;
-	b->sec_flush.chain_done = sec_flush_done;
-	local->ops->submit(local, &b->sec_flush);
+	flush_store(rv, &b->sec_flush, sec_flush_done);
 }
 
 static struct repl_epoch *open_epoch(struct repl_vol *rv)
@@ -198,23 +213,17 @@ static bool local_writes_done(struct repl_vol *rv)
 static void run_check(struct repl_vol *rv)
 {
 	struct repl_bar *b = rv->bar;
-	struct vol_backend *local = rv->b.next;
 
-	if (!b || !b->epoch || b->done)
+	if (!b || !b->epoch)
 		return;
 	if (b->local_wait && local_writes_done(rv)) {
 		b->local_wait = false;
 		b->local_flushing = true;
-		memset(&b->flush, 0, sizeof(b->flush));
-		b->flush.op = VOL_FLUSH;
-		b->flush.vol = rv->v;
-		b->flush.chain_done = local_flush_done;
-		local->ops->submit(local, &b->flush);
+		flush_store(rv, &b->flush, local_flush_done);
 		return;
 	}
 	if (b->local_wait || b->local_flushing || b->wait)
 		return;
-	b->done = true;
 	b->res.epoch = b->epoch;
 	b->res.ns = now_ns() - b->start_ns;
 	b->res.confirmed = b->confirmed;
@@ -279,18 +288,11 @@ void repl_bar_peer_gone(struct repl_vol *rv, struct repl_peer *p)
 static const char *left_out(struct repl_vol *rv, unsigned i)
 {
 	struct repl_peer *p = &rv->peers[i];
+	const char *why = repl_peer_not_current(p);
 
-	if (p->m->diskless)
-		return "diskless";
-	if (!p->live)
-		return "not connected";
-	if (p->syncing)
-		return "resyncing";
-	if (p->outdated)
-		return "outdated";
-	if (!(p->conn->features & REPL_FEAT_BARRIER))
-		return "its daemon has no BARRIER";
-	return NULL;
+	if (!why && !(p->conn->features & REPL_FEAT_BARRIER))
+		why = "its daemon has no BARRIER";
+	return why;
 }
 
 static int start_on_reactor(void *arg)
@@ -319,7 +321,6 @@ static int start_on_reactor(void *arg)
 	b->last_id = rv->next_id;
 	b->start_ns = now_ns();
 	b->wait = b->confirmed = 0;
-	b->done = false;
 	b->local_data = rv->disk != REPL_DISK_DISKLESS;
 	b->local_wait = b->local_data;
 	b->local_flushing = false;

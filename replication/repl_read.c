@@ -48,7 +48,7 @@ static struct repl_peer *pick(struct repl_vol *rv, int avoid)
 	for (unsigned i = 0; i < REPL_MAX_NODES; i++) {
 		struct repl_peer *p = &rv->peers[i];
 
-		if (!p->m || p->m->diskless || !p->live || p->outdated || p->syncing ||
+		if (!p->m || repl_peer_not_current(p) ||
 		    p->st.disk_state != REPL_DISK_UP_TO_DATE || (int)i == avoid)
 			continue;
 		if (!best || p->pending < best->pending)

@@ -269,15 +269,11 @@ static bool comparable(const struct repl_vol *rv, const struct repl_peer *p, con
 	*why = NULL;
 	if (!p->m)
 		return false;
-	if (p->m->diskless)
-		*why = "diskless";
-	else if (!p->live)
-		*why = "not connected";
-	else if (p->syncing || p->outdated ||
-		 (p->st.disk_state != REPL_DISK_UP_TO_DATE &&
-		  p->st.disk_state != REPL_DISK_CONSISTENT))
+	*why = repl_peer_not_current(p);
+	if (!*why && p->st.disk_state != REPL_DISK_UP_TO_DATE &&
+	    p->st.disk_state != REPL_DISK_CONSISTENT)
 		*why = "not up to date";
-	else if (!(p->conn->features & REPL_FEAT_VERIFY))
+	if (!*why && !(p->conn->features & REPL_FEAT_VERIFY))
 		*why = "its daemon does not support verify";
 	return !*why;
 }
@@ -394,6 +390,8 @@ int repl_verify_start(struct repl_vol *rv, uint32_t region, uint64_t rate, bool 
 	struct repl_verify *vf = rv->verify;
 	uint32_t peers = 0;
 	char skipped[REPL_MAX_NODES][64] = { { 0 } };
+	bool diskless = rv->disk == REPL_DISK_DISKLESS && rv->role == REPL_ROLE_PRIMARY;
+	int ref = -1;
 
 	if (!region)
 		region = REPL_VERIFY_REGION_DEFAULT;
@@ -408,9 +406,6 @@ int repl_verify_start(struct repl_vol *rv, uint32_t region, uint64_t rate, bool 
 			 (unsigned long long)vf->total);
 		return -EBUSY;
 	}
-	bool diskless = rv->disk == REPL_DISK_DISKLESS && rv->role == REPL_ROLE_PRIMARY;
-	int ref = -1;
-
 	if (rv->disk != REPL_DISK_UP_TO_DATE && rv->disk != REPL_DISK_CONSISTENT && !diskless) {
 		snprintf(err, errlen, "volume %s is %s here: run verify on the primary or an "
 			 "up-to-date member", vname(rv), repl_disk_state_name(rv->disk));

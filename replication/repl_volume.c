@@ -1054,6 +1054,19 @@ bool repl_vol_live_primary(const struct repl_vol *rv)
 	return false;
 }
 
+const char *repl_peer_not_current(const struct repl_peer *p)
+{
+	if (p->m->diskless)
+		return "diskless";
+	if (!p->live)
+		return "not connected";
+	if (p->syncing)
+		return "resyncing";
+	if (p->outdated)
+		return "outdated";
+	return NULL;
+}
+
 static bool disk_usable(const struct repl_vol *rv)
 {
 	return rv->disk != REPL_DISK_OUTDATED && rv->disk != REPL_DISK_INCONSISTENT;
@@ -1695,13 +1708,20 @@ static void arm_timer(struct repl_vol *rv);
  * under way and none waited for, gets no writes from us and never
  * catches up. It should not happen (RESYNC_DONE's handshake closed the
  * one way found); if it does for a second, say so and resync it. */
+/* a live member with data we take as behind, no resync of ours under way
+ * and none waited for */
+static bool resync_due(const struct repl_peer *p)
+{
+	return p->live && p->outdated && !p->syncing && !p->await_al && !p->await_report &&
+	       !p->m->diskless;
+}
+
 static void resync_stuck(struct repl_vol *rv)
 {
 	for (unsigned i = 0; i < REPL_MAX_NODES; i++) {
 		struct repl_peer *p = &rv->peers[i];
 
-		if (!p->live || !p->outdated || p->syncing || p->await_al || p->await_report ||
-		    p->m->diskless) {
+		if (!resync_due(p)) {
 			p->stuck_ticks = 0;
 			continue;
 		}
@@ -1723,8 +1743,7 @@ static void diskless_resync(struct repl_vol *rv)
 	for (unsigned i = 0; i < REPL_MAX_NODES; i++) {
 		struct repl_peer *p = &rv->peers[i];
 
-		if (p->live && p->outdated && !p->syncing && !p->m->diskless && !p->await_al &&
-		    !p->await_report)
+		if (resync_due(p))
 			repl_resync_start(rv, p, p->st.gen_current);
 	}
 }

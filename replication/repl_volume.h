@@ -121,9 +121,6 @@ int repl_vol_verify_sync(struct repl_vol *rv, uint32_t region, uint64_t rate, bo
 int repl_vol_member_sync(struct repl_vol *rv, uint32_t id, const struct repl_member *m,
 			 bool replace, bool apply, struct repl_config *out, char *err,
 			 size_t errlen);
-/* grows this member to size (store, dirty bitmaps, frontends, STATE):
- * every member, the primary last (-EBUSY while a connected member holding
- * data is smaller) */
 /* BARRIER (repl_barrier.c): a point in the write stream; waits (at most
  * timeout_ms) until every member with data that is live and up to date
  * confirmed everything before it as on stable storage, or left */
@@ -142,6 +139,9 @@ void repl_vol_config_sync(struct repl_vol *rv, struct repl_config *out);
 /* the resync rate: set (bytes/s, 0: no limit), or back to the default;
  * a resync or verify under way takes it at the next tick */
 void repl_vol_resync_rate_sync(struct repl_vol *rv, bool set, uint64_t rate);
+/* grows this member to size (store, dirty bitmaps, frontends, STATE):
+ * every member, the primary last (-EBUSY while a connected member holding
+ * data is smaller) */
 int repl_vol_resize_sync(struct repl_vol *rv, uint64_t size, char *err, size_t errlen);
 /* closes every connection and stops reconnecting; then waits (bounded)
  * until they are gone. The layer itself is freed with the volume. */

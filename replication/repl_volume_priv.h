@@ -196,6 +196,9 @@ bool repl_vol_writes_overlap(struct repl_vol *rv, uint64_t off, uint64_t len);
 void repl_vol_pump_blocked(struct repl_vol *rv);
 /* a live peer is primary */
 bool repl_vol_live_primary(const struct repl_vol *rv);
+/* why member p (present) is not a live member with current data: diskless,
+ * not connected, resyncing, outdated; NULL when it is one */
+const char *repl_peer_not_current(const struct repl_peer *p);
 /* a request from peer p on link c that we serve as its secondary (or
  * verify peer) starts / ends: bounds what one link keeps in flight */
 void repl_sec_io_start(struct repl_vol *rv, struct repl_peer *p, struct repl_conn *c);
@@ -340,13 +343,6 @@ bool repl_pa_await(struct repl_vol *rv, struct repl_peer *x, const struct repl_s
 
 /* repl_barrier.c (the design is at its top) */
 struct repl_epoch;
-struct repl_bar_call {
-	struct repl_vol *rv;
-	char *err;
-	size_t errlen;
-	uint64_t epoch;
-	struct repl_bar_result res;
-};
 /* secondary: a write from the primary joins the open epoch (NULL: not
  * counted, out of memory); it was applied */
 struct repl_epoch *repl_bar_sec_io(struct repl_vol *rv);
