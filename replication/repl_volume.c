@@ -132,6 +132,19 @@ static bool bitmap_covers(const struct repl_vol *rv, const struct repl_peer *p,
 	       p->bm_run && p->bm_run == rv->primary_runs;
 }
 
+/* bitmap_covers, also for the generation our barrier is taking the peers
+ * to: a member shows that one (in its STATE) before its FLUSH_ACK says it
+ * confirmed it and on_ack moves the bitmap's base along. The bitmap holds
+ * every write of ours it may lack since the previous one, so it covers the
+ * new one too */
+static bool bitmap_covers_now(const struct repl_vol *rv, const struct repl_peer *p,
+			      uint64_t peer_gen)
+{
+	return bitmap_covers(rv, p, peer_gen) ||
+	       (rv->barrier_pending && peer_gen == rv->v->sv->meta.gen.current &&
+		bitmap_covers(rv, p, rv->barrier_prev.current));
+}
+
 /* p is live and in sync with us, the primary: it misses nothing since
  * its generation (what it fails to acknowledge from now on is marked) */
 static void in_sync_claim(struct repl_vol *rv, struct repl_peer *p)
@@ -436,6 +449,37 @@ static void req_free(struct repl_req *q)
 
 static int start_barrier(struct repl_vol *rv);
 
+/* A member in step with us that this request never went to: it connected
+ * (with our generation) while the request was on its way to the others,
+ * and its bitmap did not say so (repl_vol_issue marks it; on_state
+ * resyncs a member that comes back with marks). It misses the write, so
+ * it is behind from now on: it is resynced from its bitmap, and the
+ * generations say so before the write is acknowledged (its RESYNC_START,
+ * then our barrier's FLUSH: it confirms the new generation as
+ * inconsistent, never as up to date). A diskless primary does not: the
+ * member may be the only one it can read from (verify finds such
+ * grains; the write itself fails unless a current member took it). */
+static void missed_by_current(struct repl_vol *rv, struct repl_req *q)
+{
+	if (local_diskless(rv))
+		return;
+	for (unsigned i = 0; i < REPL_MAX_NODES; i++) {
+		struct repl_peer *p = &rv->peers[i];
+
+		if (!p->live || p->outdated || p->syncing || !p->m || p->m->diskless ||
+		    (q->sent & (1u << i)))
+			continue;
+		log_info("repl", "%s: peer %u (%s) connected while a %s off=%llu it did not get "
+			 "was in flight: it is behind, resyncing it", vname(rv), p->id, p->m->node,
+			 vol_op_name(q->sub.op), (unsigned long long)q->sub.off);
+		repl_resync_mark_peer(rv, p, q->sub.off, q->sub.len);
+		p->outdated = true;
+		if (q->local_res == 0)
+			rv->need_rotate = true;
+		repl_resync_start(rv, p, p->st.gen_current);
+	}
+}
+
 static void req_check(struct repl_req *q)
 {
 	struct repl_vol *rv = q->rv;
@@ -449,7 +493,11 @@ static void req_check(struct repl_req *q)
 			enough = (unsigned)__builtin_popcount(q->acked) + 1 >=
 				 repl_config_majority(&rv->cfg);
 		if (enough) {
-			int res = q->local_res;
+			int res;
+
+			if (is_write_like(q->sub.op))
+				missed_by_current(rv, q);
+			res = q->local_res;
 
 			/* a diskless primary's write is safe only once a member
 			 * that is up to date holds it: a resync target alone
@@ -510,10 +558,20 @@ static void barrier_done(struct repl_vol *rv)
 	rv->barrier_pending = false;
 	rv->held = NULL;
 	if (!ok) {
+		uint64_t dropped = rv->v->sv->meta.gen.current;
+
 		log_warn("repl", "%s: new generation not confirmed by a quorum: writes fail, "
 			 "back to generation %016llx", vname(rv),
 			 (unsigned long long)rv->barrier_prev.current);
 		save_meta(rv, &rv->barrier_prev, rv->v->sv->meta.disk_state);
+		/* a member lost during the barrier got a bitmap complete since
+		 * the dropped generation (peer_lost): nothing was acknowledged
+		 * under that one, so the bitmap is complete since the old one
+		 * too, which is what the member comes back with (else it would
+		 * get a full resync after a blip that cut us off from all) */
+		for (unsigned i = 0; i < REPL_MAX_NODES; i++)
+			if (rv->peers[i].bm_complete && rv->peers[i].bm_base == dropped)
+				rv->peers[i].bm_base = rv->barrier_prev.current;
 		rv->need_rotate = true;
 		broadcast_state(rv);
 	}
@@ -719,8 +777,15 @@ void repl_vol_issue(struct repl_vol *rv, struct repl_req *q)
 	for (unsigned i = 0; i < REPL_MAX_NODES; i++) {
 		struct repl_peer *p = &rv->peers[i];
 
-		if (!p->live || (p->outdated && !p->syncing) || p->m->diskless)
+		if (!p->live || (p->outdated && !p->syncing) || p->m->diskless) {
+			/* it misses this one: on record now, not when the request
+			 * is done, so that a resync to it that starts meanwhile
+			 * (it connects) cannot finish first and miss it */
+			if (p->m && !p->m->diskless && i != rv->cfg.local_id &&
+			    is_write_like(io->op))
+				repl_resync_mark_peer(rv, p, io->off, io->len);
 			continue;
+		}
 		/* a live peer that cannot take the frames is on its way out:
 		 * the request waits for peer_lost, which records in the
 		 * generations that the peer misses it before it completes */
@@ -1123,7 +1188,7 @@ static void peer_state_changed(struct repl_vol *rv, struct repl_peer *p,
 		p->outdated = true;
 	if (!handshake && (s->flags & REPL_STATE_F_UNCONFIRMED) &&
 	    rv->role == REPL_ROLE_PRIMARY && !p->syncing && !p->m->diskless &&
-	    !bitmap_covers(rv, p, s->gen_current)) {
+	    !bitmap_covers_now(rv, p, s->gen_current)) {
 		p->outdated = true;
 		p->bm_complete = false;
 		repl_resync_start(rv, p, s->gen_current);
@@ -1274,6 +1339,21 @@ static uint32_t on_state(void *ctx, struct repl_conn *c, const struct repl_state
 	} else if (rv->role == REPL_ROLE_PRIMARY && !p->m->diskless && repl_pa_await(rv, p, s)) {
 		/* tracked while we were both secondaries: its report of
 		 * unconfirmed writes follows its STATE (repl_pa_on_report) */
+		p->outdated = true;
+	} else if (rv->role == REPL_ROLE_PRIMARY && !p->m->diskless && !p->outdated &&
+		   !local_diskless(rv) && bitmap_covers(rv, p, s->gen_current) &&
+		   p->bm && repl_bitmap_count(p->bm)) {
+		/* back with our generation, yet it lacks writes of ours: writes
+		 * that failed while we had no quorum went to our disk and not to
+		 * it, and writes still in flight did not go to it (the
+		 * generation moves only when a write is acknowledged without a
+		 * member). Its bitmap says where: resync those grains so that
+		 * the copies are the same again. (A diskless primary leaves
+		 * this to verify: the member may be its only source.) */
+		log_info("repl", "%s: peer %u (%s) is back with our generation but lacks %llu "
+			 "grain(s) of our writes (failed or in flight while it was away): "
+			 "resyncing them", vname(rv), p->id, p->m->node,
+			 (unsigned long long)repl_bitmap_count(p->bm));
 		p->outdated = true;
 	}
 	if (rv->role == REPL_ROLE_PRIMARY && !p->outdated && !p->m->diskless)
