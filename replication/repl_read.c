@@ -62,6 +62,11 @@ bool repl_read_source(struct repl_vol *rv)
 	return pick(rv, -1) != NULL;
 }
 
+bool repl_read_source_besides(struct repl_vol *rv, uint32_t id)
+{
+	return pick(rv, (int)id) != NULL;
+}
+
 static int send_frames(struct repl_vol *rv, struct repl_rd *r, struct repl_peer *p)
 {
 	struct vol_io *io = r->io;

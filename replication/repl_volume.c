@@ -1815,7 +1815,11 @@ static void resync_stuck(struct repl_vol *rv)
 }
 
 /* A diskless primary resyncs a member that is behind once an up-to-date
- * member is there to read from (repl_resync_start says why it waits) */
+ * member is there to read from (repl_resync_start says why it waits).
+ * And a member that is current but lacks grains its bitmap marks (writes
+ * that failed while it was away reached another member: t-repl-diskless-
+ * lost) once another current member can give them: not before, since
+ * it may be the only member we can read from */
 static void diskless_resync(struct repl_vol *rv)
 {
 	if (!repl_read_source(rv))
@@ -1823,8 +1827,19 @@ static void diskless_resync(struct repl_vol *rv)
 	for (unsigned i = 0; i < REPL_MAX_NODES; i++) {
 		struct repl_peer *p = &rv->peers[i];
 
-		if (resync_due(p))
+		if (resync_due(p)) {
 			repl_resync_start(rv, p, p->st.gen_current);
+			continue;
+		}
+		if (!p->m || repl_peer_not_current(p) || !p->bm || !p->bm_complete ||
+		    p->bm_base != p->st.gen_current || !repl_bitmap_count(p->bm) ||
+		    !repl_read_source_besides(rv, p->id))
+			continue;
+		log_info("repl", "%s: peer %u (%s) lacks %llu grain(s) of writes that failed while "
+			 "it was away: resyncing them from another up-to-date member", vname(rv),
+			 p->id, p->m->node, (unsigned long long)repl_bitmap_count(p->bm));
+		p->outdated = true;
+		repl_resync_start(rv, p, p->st.gen_current);
 	}
 }
 

@@ -293,6 +293,8 @@ void repl_bmstore_promoted(struct repl_vol *rv);
 
 /* repl_read.c: a diskless primary reads from a peer with data */
 bool repl_read_source(struct repl_vol *rv);
+/* ... and one that is not member id */
+bool repl_read_source_besides(struct repl_vol *rv, uint32_t id);
 void repl_read_start(struct repl_vol *rv, struct vol_io *io);
 int repl_read_on_reply(struct repl_vol *rv, struct repl_peer *p, const struct repl_msg *m,
 		       char *why, size_t whylen);
