@@ -14,8 +14,11 @@
 # failover and verifies through b that no acknowledged write was lost. The
 # RTT a <-> b the delay really gives is measured too (tcpping.py): the
 # relay's delay is not exact, so the latency bar is also printed against it.
+# Resyncs after the failover, unthrottled: what an unconfirmed secondary and
+# the crashed primary are resynced in, and a full sync against the disk
+# copying by itself.
 # Every figure is printed beside its bar and a verdict: figures, never
-# assertions (a setup failure still ends the run). Resync: not implemented.
+# assertions (a setup failure still ends the run).
 #
 #   bench/run-repl.sh [BUILD]        e.g. build/h5 (default build)
 #
