@@ -132,7 +132,7 @@ test-cluster: $(BINS)
 # libFuzzer targets: clang only, built from the parser sources they exercise.
 FUZZ_SRC  := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(FUZZ_SRC))
-FUZZ_TIME ?= 15
+FUZZ_TIME ?= 10
 # The sources are compiled once for every target (instrumented, not linked
 # with libFuzzer's main), then each target links against them.
 FUZZ_CFLAGS := -std=gnu11 -g -O1 -D_GNU_SOURCE -DURBD_FUZZ -Icommon -Ikmod-free-userspace \
