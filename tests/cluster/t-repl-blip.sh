@@ -71,7 +71,7 @@ for id in 1 2; do
 	[ "$t" -lt $((size / 8)) ] || fail "peer $id got $t bytes resynced of $size: a full resync"
 	moved=$((moved + t))
 done
-[ "$moved" -gt 0 ] || fail "no peer was resynced: the failed writes' grains differ ($(vstatus a))"
+[ "$moved" -gt 0 ] || fail "no peer was resynced for the failed writes ($(vstatus a))"
 grep -q "is back with our generation but lacks [0-9]* grain(s) of our writes" \
 	"$T/az-a/urbd."*.log || fail "a's log does not say why it resyncs a peer of its generation"
 no_full_resync
