@@ -2,11 +2,12 @@
 # Randomised chaos with the checker writing throughout: a bounded number
 # of steps (URBD_CHAOS_STEPS, default 8; seed printed, URBD_CHAOS_SEED to
 # replay), each one of: kill -9 of the primary, kill -9 of a secondary,
-# a partition of the primary from both peers, or a planned move of the
-# primary. After each fault an up-to-date replica with quorum is promoted
-# (urbdctl promote, tried on each running member), then the fault is
-# undone (restart / heal) and the set is given time to reconnect and
-# resync. At the end: zero acknowledged writes lost (checker verify through
+# a partition of the primary from both peers, a blip (the same partition,
+# healed after the primary lost quorum, with nobody promoted), or a
+# planned move of the primary. After each fault but the blip an up-to-date
+# replica with quorum is promoted (urbdctl promote, tried on each running
+# member), then the fault is undone (restart / heal) and the set is given
+# time to reconnect and resync. At the end: zero acknowledged writes lost (checker verify through
 # the primary) and the three replicas converge bit-identical.
 # URBD_CHAOS_DISKLESS=c (t-repl-chaos-tiebreaker): c is a diskless
 # tie-breaker, never promoted; a and b converge.
@@ -54,6 +55,7 @@ ensure_primary() {
 	fail "no member could be promoted within 15 s"
 }
 
+_lost_quorum() { [ "$(vfield "$1" 'v["replication"]["quorum"]')" = False ]; }
 _all_connected() {
 	local az
 	for az in a b c; do _n_connected "$az" 2 || return 1; done
@@ -69,7 +71,7 @@ settle() {
 
 for ((step = 1; step <= STEPS; step++)); do
 	kill -0 "$CHK" 2>/dev/null || fail "the checker stopped early: $(tail -c 400 "$T/w1.out")"
-	action=$(pick ${URBD_CHAOS_ACTIONS:-kill-primary kill-secondary partition-primary move-primary})
+	action=$(pick ${URBD_CHAOS_ACTIONS:-kill-primary kill-secondary partition-primary blip-primary move-primary})
 	log "step $step: $action (primary $PRIMARY)"
 	case $action in
 	kill-primary)
@@ -93,6 +95,16 @@ for ((step = 1; step <= STEPS; step++)); do
 		partition "$victim" "$y"
 		ensure_primary $(candidates "$victim")
 		sleep 1
+		heal "$victim" "$x"
+		heal "$victim" "$y"
+		;;
+	blip-primary)
+		victim=$PRIMARY
+		mapfile -t rest < <(others "$victim")
+		x=${rest[0]} y=${rest[1]}
+		partition "$victim" "$x"
+		partition "$victim" "$y"
+		wait_until 10 _lost_quorum "$victim" || fail "step $step: $victim kept quorum"
 		heal "$victim" "$x"
 		heal "$victim" "$y"
 		;;
