@@ -146,21 +146,31 @@ static bool bitmap_covers_now(const struct repl_vol *rv, const struct repl_peer 
 }
 
 /* p is live and in sync with us, the primary: it misses nothing since
- * its generation (what it fails to acknowledge from now on is marked) */
-static void in_sync_claim(struct repl_vol *rv, struct repl_peer *p)
+ * its generation (what it fails to acknowledge from now on is marked)
+ * but the writes in flight that went out before it connected. Those stay
+ * marked; true if there are any: then it is behind */
+static bool in_sync_claim(struct repl_vol *rv, struct repl_peer *p)
 {
+	bool missed = false;
+
 	/* a claim from tracking (repl_peerack.c) holds bits that were only in
 	 * flight: in step with us, it has them */
-	if (p->bm_complete && !p->bm_trk && p->bm_base == p->st.gen_current)
-		return;
-	if (!repl_resync_bitmap(rv, p))
-		return;
-	repl_bitmap_clear_all(p->bm);
-	p->bm_complete = true;
-	p->bm_base = p->st.gen_current;
-	p->bm_run = rv->primary_runs;
-	p->bm_fp = false;
-	p->bm_trk = false;
+	if (!p->bm_complete || p->bm_trk || p->bm_base != p->st.gen_current) {
+		if (!repl_resync_bitmap(rv, p))
+			return false;
+		repl_bitmap_clear_all(p->bm);
+		p->bm_complete = true;
+		p->bm_base = p->st.gen_current;
+		p->bm_run = rv->primary_runs;
+		p->bm_fp = false;
+		p->bm_trk = false;
+	}
+	for (struct repl_req *q = rv->inflight; q; q = q->next)
+		if (q->issued && is_write_like(q->sub.op) && !(q->sent & (1u << p->id))) {
+			repl_resync_mark_peer(rv, p, q->sub.off, q->sub.len);
+			missed = true;
+		}
+	return missed;
 }
 
 static bool unconfirmed(const struct repl_vol *rv)
@@ -432,7 +442,8 @@ static void req_free(struct repl_req *q)
 	if (q->own_buf)
 		iobuf_put(q->own_buf, q->sub.len);
 	if (is_write_like(q->sub.op) && q->local_done && q->local_res == 0)
-		repl_resync_mark(rv, q->sub.off, q->sub.len, q->acked);
+		/* the members it did not go to were marked when it went out */
+		repl_resync_mark(rv, q->sub.off, q->sub.len, q->acked | ~q->sent);
 	rv->ninflight--;
 	/* the secondaries learn who holds it (repl_peerack.c) */
 	if (is_write_like(q->sub.op) && q->sent)
@@ -449,37 +460,6 @@ static void req_free(struct repl_req *q)
 
 static int start_barrier(struct repl_vol *rv);
 
-/* A member in step with us that this request never went to: it connected
- * (with our generation) while the request was on its way to the others,
- * and its bitmap did not say so (repl_vol_issue marks it; on_state
- * resyncs a member that comes back with marks). It misses the write, so
- * it is behind from now on: it is resynced from its bitmap, and the
- * generations say so before the write is acknowledged (its RESYNC_START,
- * then our barrier's FLUSH: it confirms the new generation as
- * inconsistent, never as up to date). A diskless primary does not: the
- * member may be the only one it can read from (verify finds such
- * grains; the write itself fails unless a current member took it). */
-static void missed_by_current(struct repl_vol *rv, struct repl_req *q)
-{
-	if (local_diskless(rv))
-		return;
-	for (unsigned i = 0; i < REPL_MAX_NODES; i++) {
-		struct repl_peer *p = &rv->peers[i];
-
-		if (!p->live || p->outdated || p->syncing || !p->m || p->m->diskless ||
-		    (q->sent & (1u << i)))
-			continue;
-		log_info("repl", "%s: peer %u (%s) connected while a %s off=%llu it did not get "
-			 "was in flight: it is behind, resyncing it", vname(rv), p->id, p->m->node,
-			 vol_op_name(q->sub.op), (unsigned long long)q->sub.off);
-		repl_resync_mark_peer(rv, p, q->sub.off, q->sub.len);
-		p->outdated = true;
-		if (q->local_res == 0)
-			rv->need_rotate = true;
-		repl_resync_start(rv, p, p->st.gen_current);
-	}
-}
-
 static void req_check(struct repl_req *q)
 {
 	struct repl_vol *rv = q->rv;
@@ -493,11 +473,7 @@ static void req_check(struct repl_req *q)
 			enough = (unsigned)__builtin_popcount(q->acked) + 1 >=
 				 repl_config_majority(&rv->cfg);
 		if (enough) {
-			int res;
-
-			if (is_write_like(q->sub.op))
-				missed_by_current(rv, q);
-			res = q->local_res;
+			int res = q->local_res;
 
 			/* a diskless primary's write is safe only once a member
 			 * that is up to date holds it: a resync target alone
@@ -755,6 +731,8 @@ void repl_vol_issue(struct repl_vol *rv, struct repl_req *q)
 	struct vol_backend *next = rv->b.next;
 	struct repl_msg m = { 0 };
 
+	q->issued = true;
+
 	m.type = msg_type_of(io->op);
 	if (io->op == VOL_FLUSH) {
 		m.u.value = q->id;
@@ -781,8 +759,7 @@ void repl_vol_issue(struct repl_vol *rv, struct repl_req *q)
 			/* it misses this one: on record now, not when the request
 			 * is done, so that a resync to it that starts meanwhile
 			 * (it connects) cannot finish first and miss it */
-			if (p->m && !p->m->diskless && i != rv->cfg.local_id &&
-			    is_write_like(io->op))
+			if (p->m && !p->m->diskless && is_write_like(io->op))
 				repl_resync_mark_peer(rv, p, io->off, io->len);
 			continue;
 		}
@@ -1356,8 +1333,19 @@ static uint32_t on_state(void *ctx, struct repl_conn *c, const struct repl_state
 			 (unsigned long long)repl_bitmap_count(p->bm));
 		p->outdated = true;
 	}
-	if (rv->role == REPL_ROLE_PRIMARY && !p->outdated && !p->m->diskless)
-		in_sync_claim(rv, p);
+	if (rv->role == REPL_ROLE_PRIMARY && !p->outdated && !p->m->diskless &&
+	    in_sync_claim(rv, p) && !local_diskless(rv)) {
+		/* it connected while writes that did not go to it were in
+		 * flight: behind, and the generations say so before those are
+		 * acknowledged (its RESYNC_START, then the barrier's FLUSH: it
+		 * confirms the new generation as inconsistent, never as up to
+		 * date). A diskless primary keeps the marks for later
+		 * (diskless_resync): the member may be its only source */
+		log_info("repl", "%s: peer %u (%s) connected while writes it did not get were "
+			 "in flight: it is behind, resyncing them", vname(rv), p->id, p->m->node);
+		p->outdated = true;
+		rv->need_rotate = true;
+	}
 	p->split_brain = false;
 	/* a peer is back: a forced promotion's "alone" ends here */
 	rv->force_quorum = false;
@@ -2131,7 +2119,7 @@ static int promote_on_reactor(void *arg)
 			} else if (own_crash && !p->outdated) {
 				own_crash_resync(rv, p);
 			} else if (!p->outdated) {
-				in_sync_claim(rv, p);
+				in_sync_claim(rv, p); /* nothing of ours in flight yet */
 			}
 		}
 		repl_actlog_settled(rv, "promoted: its data is the truth now");

@@ -36,6 +36,7 @@ struct repl_req {
 	uint32_t cur;               /* ... that were up to date then (not syncing) */
 	uint16_t frames[REPL_MAX_NODES]; /* per peer: acks still due (1 MiB frames) */
 	uint32_t acked;             /* peers that acked OK */
+	bool issued;                /* gone out (repl_vol_issue): not waiting for the log */
 	bool local_done, parent_done, held;
 	int local_res;
 	void *own_buf;              /* ack=majority: the data, kept for laggards */

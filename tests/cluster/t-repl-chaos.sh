@@ -55,6 +55,11 @@ ensure_primary() {
 	fail "no member could be promoted within 15 s"
 }
 
+# cut_off AZ partition|heal: AZ from both others
+cut_off() {
+	local az
+	for az in $(others "$1"); do "$2" "$1" "$az"; done
+}
 _lost_quorum() { [ "$(vfield "$1" 'v["replication"]["quorum"]')" = False ]; }
 _all_connected() {
 	local az
@@ -89,24 +94,16 @@ for ((step = 1; step <= STEPS; step++)); do
 		;;
 	partition-primary)
 		victim=$PRIMARY
-		mapfile -t rest < <(others "$victim")
-		x=${rest[0]} y=${rest[1]}
-		partition "$victim" "$x"
-		partition "$victim" "$y"
+		cut_off "$victim" partition
 		ensure_primary $(candidates "$victim")
 		sleep 1
-		heal "$victim" "$x"
-		heal "$victim" "$y"
+		cut_off "$victim" heal
 		;;
 	blip-primary)
 		victim=$PRIMARY
-		mapfile -t rest < <(others "$victim")
-		x=${rest[0]} y=${rest[1]}
-		partition "$victim" "$x"
-		partition "$victim" "$y"
+		cut_off "$victim" partition
 		wait_until 10 _lost_quorum "$victim" || fail "step $step: $victim kept quorum"
-		heal "$victim" "$x"
-		heal "$victim" "$y"
+		cut_off "$victim" heal
 		;;
 	move-primary)
 		target=$(pick $(candidates "$PRIMARY"))
