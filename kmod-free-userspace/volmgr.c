@@ -27,10 +27,16 @@ struct vm_entry {
 	char error[256];
 	struct volume *vol;  /* ONLINE only */
 	struct repl_vol *rv; /* replicated volumes only */
+	/* control calls that wait long (a barrier) run without `lock`, with
+	 * the entry pinned: whoever takes it down marks it dying, so nothing
+	 * new starts on it, and waits until no call holds it (`idle`) */
+	unsigned calls;
+	bool dying;
 };
 
 struct volmgr {
 	pthread_mutex_t lock;
+	pthread_cond_t idle;      /* an entry's last pinned call ended */
 	struct store *store;
 	struct reactor **reactors;
 	unsigned nr_reactors;
@@ -102,6 +108,7 @@ int volmgr_new(struct store *store, struct reactor **reactors, unsigned n,
 	if (!m)
 		return -ENOMEM;
 	pthread_mutex_init(&m->lock, NULL);
+	pthread_cond_init(&m->idle, NULL);
 	pthread_mutex_init(&m->route_lock, NULL);
 	pthread_mutex_init(&m->list_lock, NULL);
 	m->store = store;
@@ -132,6 +139,23 @@ static void insert_sorted(struct volmgr *m, struct vm_entry *e)
 	e->next = *pp;
 	*pp = e;
 	pthread_mutex_unlock(&m->list_lock);
+}
+
+/* lock held: no call pins e any more, and none will (it is dying); the
+ * lock is let go while waiting */
+static void wait_unpinned(struct volmgr *m, struct vm_entry *e)
+{
+	e->dying = true;
+	while (e->calls)
+		pthread_cond_wait(&m->idle, &m->lock);
+}
+
+static void unpin(struct volmgr *m, struct vm_entry *e)
+{
+	pthread_mutex_lock(&m->lock);
+	if (--e->calls == 0)
+		pthread_cond_broadcast(&m->idle);
+	pthread_mutex_unlock(&m->lock);
 }
 
 static void unlink_entry(struct volmgr *m, struct vm_entry *e)
@@ -415,6 +439,9 @@ static struct vm_entry *find_replicated(struct volmgr *m, const char *name, int 
 	if (!e) {
 		snprintf(err, errlen, "volume %s not found", name);
 		*ret = -ENOENT;
+	} else if (e->dying) {
+		snprintf(err, errlen, "volume %s is being taken down", name);
+		*ret = -EBUSY;
 	} else if (e->state != VOLUME_ONLINE) {
 		snprintf(err, errlen, "volume %s is not online: %s", name, e->error);
 		*ret = -EIO;
@@ -520,8 +547,14 @@ int volmgr_barrier(struct volmgr *m, const char *name, unsigned timeout_ms,
 	pthread_mutex_lock(&m->lock);
 	e = find_replicated(m, name, &ret, err, errlen);
 	if (e)
-		ret = repl_vol_barrier_sync(e->rv, timeout_ms, res, err, errlen);
+		e->calls++;
 	pthread_mutex_unlock(&m->lock);
+	if (!e)
+		return ret;
+	/* it may wait for a peer's ack until the peer times out: other
+	 * control calls (status above all) go on meanwhile */
+	ret = repl_vol_barrier_sync(e->rv, timeout_ms, res, err, errlen);
+	unpin(m, e);
 	return ret;
 }
 
@@ -649,8 +682,15 @@ int volmgr_delete(struct volmgr *m, const char *name, bool force,
 		ret = -ENOENT;
 		goto out;
 	}
+	if (e->dying) {
+		snprintf(err, errlen, "volume %s is being taken down already", name);
+		ret = -EBUSY;
+		goto out;
+	}
+	wait_unpinned(m, e);
 	if (e->state == VOLUME_ONLINE && !force &&
 	    __atomic_load_n(&e->vol->refs, __ATOMIC_ACQUIRE)) {
+		e->dying = false;
 		snprintf(err, errlen, "volume %s is in use by %d frontend "
 			 "connection(s); disconnect them or use --force", name,
 			 __atomic_load_n(&e->vol->refs, __ATOMIC_ACQUIRE));
@@ -872,6 +912,7 @@ void volmgr_shutdown(struct volmgr *m)
 	while (m->entries) {
 		struct vm_entry *e = m->entries;
 
+		wait_unpinned(m, e);
 		unlink_entry(m, e);
 		if (e->state == VOLUME_ONLINE)
 			take_down(m, e->vol, e->rv);
@@ -886,6 +927,7 @@ void volmgr_free(struct volmgr *m)
 		return;
 	volmgr_shutdown(m);
 	pthread_mutex_destroy(&m->lock);
+	pthread_cond_destroy(&m->idle);
 	pthread_mutex_destroy(&m->route_lock);
 	pthread_mutex_destroy(&m->list_lock);
 	free(m);

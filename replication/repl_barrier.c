@@ -344,6 +344,9 @@ static int start_on_reactor(void *arg)
 		}
 		b->wait |= 1u << i;
 	}
+	log_info("repl", "%s: barrier %llu: waiting for %d member(s)%s", vname(rv),
+		 (unsigned long long)b->epoch, __builtin_popcount(b->wait),
+		 b->local_wait ? " and the local flush" : "");
 	a->epoch = b->epoch;
 	run_check(rv);
 	return 0;

@@ -173,6 +173,24 @@ static bool in_sync_claim(struct repl_vol *rv, struct repl_peer *p)
 	return missed;
 }
 
+/* every member with a disk is live and holds all our writes: none misses
+ * a write acknowledged from now on, so a rotation still owed for one that
+ * left and came back (need_rotate) says nothing any more. Without this,
+ * the first write after a blip in which nothing was acknowledged started
+ * a generation (and a barrier) for members that lacked nothing */
+static bool all_members_current(const struct repl_vol *rv)
+{
+	for (unsigned i = 0; i < REPL_MAX_NODES; i++) {
+		const struct repl_peer *p = &rv->peers[i];
+
+		if (!p->m || p->m->diskless)
+			continue;
+		if (!p->live || p->outdated || p->syncing)
+			return false;
+	}
+	return true;
+}
+
 static bool unconfirmed(const struct repl_vol *rv)
 {
 	return rv->v->sv->meta.flags & STORE_SB_F_UNCONFIRMED;
@@ -500,6 +518,11 @@ static void req_check(struct repl_req *q)
 			 * split, to whoever is promoted instead). And the peers that
 			 * count for this write's quorum must hold the new generation
 			 * first: the write waits for the barrier. */
+			if (rv->need_rotate && !rv->barrier_pending && all_members_current(rv)) {
+				rv->need_rotate = false;
+				log_info("repl", "%s: every member is back in step: no new "
+					 "generation needed", vname(rv));
+			}
 			if (res == 0 && is_write_like(q->sub.op) &&
 			    (rv->need_rotate || rv->barrier_pending)) {
 				if (!rv->barrier_pending && start_barrier(rv) < 0) {

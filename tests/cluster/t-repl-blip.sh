@@ -10,6 +10,8 @@
 #      (its bitmap's base was a generation a failed barrier had dropped),
 #      7 with no resync at all and that peer's copy differing from a's in
 #      2-8 grains of 64 KiB, 3 with nothing left to differ.
+#      Its first writes after that start no new generation: b and c are
+#      back in step, and nothing was acknowledged without them.
 #   2. the checker writes through the heal: no full resync either, and a
 #      peer that connects while writes it did not get are in flight is
 #      resynced in them too. (At b43681f both peers got full resyncs here,
@@ -81,8 +83,15 @@ replicas_identical a b c || fail "replicas differ after the blip"
 log "blip 1: $(chk_field w1 errors) writes failed; on heal $moved bytes resynced (bitmap, volume $size); a = b = c"
 
 # 2. again, with the checker writing on through the heal
+n_rot=$(cat "$T/az-a/urbd."*.log | grep -c "writing without every member" || true)
 checker_bg a w2 6 "$(nbd_uri a)"
 sleep 1.5
+# b and c lack nothing since blip 1: the first writes start no generation
+# (before 2026-12-07 the first one did, and a barrier with it)
+n_now=$(cat "$T/az-a/urbd."*.log | grep -c "writing without every member" || true)
+[ "$n_now" = "$n_rot" ] || fail "a started a generation for members that were back in step"
+grep -q "every member is back in step: no new generation needed" "$T/az-a/urbd."*.log ||
+	fail "a's log does not say it owes no new generation"
 cut_off
 sleep 1
 rejoin
