@@ -146,21 +146,22 @@ static bool bitmap_covers_now(const struct repl_vol *rv, const struct repl_peer 
 }
 
 /* p is live and in sync with us, the primary: it misses nothing since
- * its generation (what it fails to acknowledge from now on is marked)
+ * its generation gen (what it fails to acknowledge from now on is marked)
  * but the writes in flight that went out before it connected. Those stay
- * marked; true if there are any: then it is behind */
-static bool in_sync_claim(struct repl_vol *rv, struct repl_peer *p)
+ * marked; true if there are any: then it is behind. gen comes from the
+ * STATE at hand: at connect, p->st is still the one of its last link */
+static bool in_sync_claim(struct repl_vol *rv, struct repl_peer *p, uint64_t gen)
 {
 	bool missed = false;
 
 	/* a claim from tracking (repl_peerack.c) holds bits that were only in
 	 * flight: in step with us, it has them */
-	if (!p->bm_complete || p->bm_trk || p->bm_base != p->st.gen_current) {
+	if (!p->bm_complete || p->bm_trk || p->bm_base != gen) {
 		if (!repl_resync_bitmap(rv, p))
 			return false;
 		repl_bitmap_clear_all(p->bm);
 		p->bm_complete = true;
-		p->bm_base = p->st.gen_current;
+		p->bm_base = gen;
 		p->bm_run = rv->primary_runs;
 		p->bm_fp = false;
 		p->bm_trk = false;
@@ -1357,7 +1358,7 @@ static uint32_t on_state(void *ctx, struct repl_conn *c, const struct repl_state
 		p->outdated = true;
 	}
 	if (rv->role == REPL_ROLE_PRIMARY && !p->outdated && !p->m->diskless &&
-	    in_sync_claim(rv, p) && !local_diskless(rv)) {
+	    in_sync_claim(rv, p, s->gen_current) && !local_diskless(rv)) {
 		/* it connected while writes that did not go to it were in
 		 * flight: behind, and the generations say so before those are
 		 * acknowledged (its RESYNC_START, then the barrier's FLUSH: it
@@ -2142,7 +2143,8 @@ static int promote_on_reactor(void *arg)
 			} else if (own_crash && !p->outdated) {
 				own_crash_resync(rv, p);
 			} else if (!p->outdated) {
-				in_sync_claim(rv, p); /* nothing of ours in flight yet */
+				/* nothing of ours in flight yet */
+				in_sync_claim(rv, p, p->st.gen_current);
 			}
 		}
 		repl_actlog_settled(rv, "promoted: its data is the truth now");
