@@ -126,8 +126,13 @@ test-vm: $(BINS)
 
 # Three AZ network namespaces with nftables partitions and injected delay
 # (tests/cluster/lib.sh); needs root.
-test-cluster: $(BINS)
+test-cluster: $(BINS) $(BUILD)/urbd-relay
 	@URBD_BUILD=$(BUILD) tests/cluster/run.sh
+
+# the harness's delaying TCP relay (no sch_netem here): a tool, not in BINS
+$(BUILD)/urbd-relay: tests/cluster/relay.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 $(OPT) -g -D_GNU_SOURCE $(WARN) -o $@ $<
 
 # libFuzzer targets: clang only, built from the parser sources they exercise.
 FUZZ_SRC  := $(wildcard tests/fuzz/fuzz_*.c)
@@ -162,7 +167,7 @@ SAN_TESTS ?= t-nbd-basic.sh t-nbd-badinput.sh t-nbd-durability.sh t-nbd-idle.sh 
 test: all
 	@tests/run-all.sh "$(MAKE)"
 
-bench: $(BINS) $(BUILD)/nvmf_load
+bench: $(BINS) $(BUILD)/nvmf_load $(BUILD)/urbd-relay
 	bench/run.sh $(BUILD)
 	bench/run-repl.sh $(BUILD)
 

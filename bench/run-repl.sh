@@ -6,7 +6,7 @@
 #   2 replicas     a (primary), b
 #   3 replicas     a (primary), b, c
 # at injected RTT 0, 0.5 ms and 2 ms between the AZs (tc netem if the kernel
-# has sch_netem, else lib.sh's delaying relay, tests/cluster/relay.py).
+# has sch_netem, else lib.sh's delaying relay, tests/cluster/relay.c).
 # Figures: 4k random write QD1 latency (fio total latency, mean and p99) and
 # 4k random write QD32 IOPS; failover (kill -9 of the primary's daemon ->
 # `urbdctl volume promote` on b -> first FUA write acknowledged through b);
@@ -191,7 +191,7 @@ print(f'{w["lat_ns"]["mean"] / 1000:.1f} {p99:.1f} {w["iops"]:.0f} {w["total_ios
 PY
 }
 
-# disk_run NJOBS QD -> "lat_mean_us iops": the store's disk alone, NJOBS
+# disk_run NJOBS QD -> "lat_mean_us iops lat_p99_us": the store's disk alone, NJOBS
 # fio processes each writing 4k at random into a file of its own with
 # io_uring O_DIRECT: the disk work N replicas on this one machine must do
 # (every replica writes every block to the same disk). Its IOPS / N is
@@ -202,14 +202,16 @@ disk_run() {
 	fio --name=disk --ioengine=io_uring --direct=1 --rw=randwrite --bs=4k --iodepth="$qd" \
 		--size="$SIZE" --numjobs="$n" --filename_format="$T/disk.\$jobnum" \
 		--time_based --runtime="$RUNTIME" --ramp_time="$RAMP" --norandommap \
-		--randrepeat=0 --group_reporting --output-format=json >"$T/disk.json" 2>"$T/disk.err" ||
+		--randrepeat=0 --group_reporting --lat_percentiles=1 --output-format=json \
+		>"$T/disk.json" 2>"$T/disk.err" ||
 		fail "fio on the disk: $(tail -c 600 "$T/disk.err")"
 	rm -f "${files[@]}"
 	"$PY" - "$T/disk.json" <<'PY'
 import json, sys
 text = open(sys.argv[1]).read()
 w = json.loads(text[text.index("{"):])["jobs"][0]["write"]
-print(f'{w["lat_ns"]["mean"] / 1000:.1f} {w["iops"]:.0f}')
+p99 = w["lat_ns"].get("percentile", {}).get("99.000000", 0) / 1000
+print(f'{w["lat_ns"]["mean"] / 1000:.1f} {w["iops"]:.0f} {p99:.1f}')
 PY
 }
 declare -A DISK=() # "njobs,qd,round" -> disk_run's line
@@ -410,9 +412,9 @@ hz = int(sys.argv[17])
 disk = {}
 for l in sys.argv[18].splitlines():
     if l.strip():
-        k, lat, iops = l.split()
+        k, lat, iops, p99 = l.split()
         n, qd, r = k.split(",")
-        disk.setdefault((int(n), int(qd)), []).append((float(lat), float(iops)))
+        disk.setdefault((int(n), int(qd)), []).append((float(lat), float(iops), float(p99)))
 mrtt = {l.split()[0]: [float(x) for x in l.split()[1:]] for l in sys.argv[14].splitlines() if l.strip()}
 res = {}
 for line in """$(for k in "${!RES[@]}"; do echo "$k ${RES[$k]}"; done)""".splitlines():
@@ -445,7 +447,7 @@ print(f"urbd replication: fio 4k random write over NBD (libnbd), client in az a'
 print(f"volumes {size} written once before measuring, {runtime}s (+{ramp}s ramp) per run; RTT 0: median of {rounds} rounds")
 print(f"(targets alternate within each round, spread = min..max), delayed RTTs: 1 round. Daemons: --reactors 1")
 print(f"(tests/cluster/repl_lib.sh), ack=all, ping {ping} ms, timeout {tmo} ms. Delay: {mode}" +
-      (" (tests/cluster/relay.py: a Python TCP relay in the dialing AZ; it adds its own cost, see 'relay +0')" if mode == "relay" else " (tc netem)"))
+      (" (tests/cluster/relay.c: a TCP relay in the dialing AZ, epoll; it adds its own cost, see 'relay +0')" if mode == "relay" else " (tc netem)"))
 print("QD1 latency = fio total latency (submit -> completion), mean and p99.")
 print("RTT a <-> b measured through the same path (tcpping.py, 64 B ping-pongs, median (min..max) ms): " +
       ", ".join(f'{"direct" if k == "0" else "relay +0" if k == "relay0" else "+" + k + " ms"} {v[0]:.3f} ({v[1]:.3f}..{v[2]:.3f})'
@@ -457,16 +459,16 @@ if disk:
     def dmed(n, qd, i):
         return statistics.median(x[i] for x in disk[(n, qd)])
     print("Peer: the store's disk alone (fio io_uring O_DIRECT 4k random write, one file per writer, same rounds):")
-    print("  1 writer:  QD1 %.1f us, QD32 %.0f IOPS;  3 writers at once: QD1 %.1f us, QD32 %.0f IOPS in all" %
-          (dmed(1, 1, 0), dmed(1, 32, 1), dmed(3, 1, 0), dmed(3, 32, 1)))
+    print("  1 writer:  QD1 %.1f us, QD32 %.0f IOPS (p99 %.1f ms);  3 writers at once: QD1 %.1f us, QD32 %.0f IOPS in all (p99 %.1f ms)" %
+          (dmed(1, 1, 0), dmed(1, 32, 1), dmed(1, 32, 2) / 1000, dmed(3, 1, 0), dmed(3, 32, 1), dmed(3, 32, 2) / 1000))
 print()
-print(f'{"":<24} {"QD1 lat":>10} {"QD1 lat":>10} {"":>10} {"QD32 IOPS":>9}  {"urbd CPU/IO":>11} {"urbd CPU/IO":>11}')
-print(f'{"point":<24} {"mean":>10} {"p99":>10} {"QD32 IOPS":>10} {"x unrepl":>9}  {"QD1":>11} {"QD32":>11}  {"replicated writes, peers connected after":<20}')
+print(f'{"":<24} {"QD1 lat":>10} {"QD1 lat":>10} {"":>10} {"QD32 IOPS":>9} {"QD32 lat":>9}  {"urbd CPU/IO":>11} {"urbd CPU/IO":>11}')
+print(f'{"point":<24} {"mean":>10} {"p99":>10} {"QD32 IOPS":>10} {"x unrepl":>9} {"p99":>9}  {"QD1":>11} {"QD32":>11}  {"replicated writes, peers connected after":<20}')
 def row(p, label):
     n = nrep.get(p)
     extra = f"{n[0]} writes, {n[1]}" if n else ""
     ratio = med(p, 32, 2) / u32 if u32 else float("nan")
-    print(f'{label:<24} {med(p, 1, 0):>8.1f}us {med(p, 1, 1):>8.0f}us {med(p, 32, 2):>10.0f} {ratio:>9.2f}  '
+    print(f'{label:<24} {med(p, 1, 0):>8.1f}us {med(p, 1, 1):>8.0f}us {med(p, 32, 2):>10.0f} {ratio:>9.2f} {med(p, 32, 1) / 1000:>7.1f}ms  '
           f'{cpu_per_io(p, 1):>9.1f}us {cpu_per_io(p, 32):>9.1f}us  {extra}')
     if rounds_of(p) and len(rounds_of(p)) > 1:
         print(f'{"":<24} {spread(p, 1, 0, lambda x: f"{x:.0f}"):>10} {"":>10} {spread(p, 32, 2, lambda x: f"{x:.0f}"):>10}')
@@ -513,6 +515,23 @@ for p, n, rtt, label in points:
             print(f'  {"":<22} the disk alone with 3 writers (the work of 3 replicas here): {d3:.0f} IOPS in all = {d3 / 3:.0f} per')
             print(f'  {"":<22} replicated write at most; urbd reaches {iops / (d3 / 3):.2f}x of that. QD1: one O_DIRECT write {l1:.1f} us alone,')
             print(f'  {"":<22} {d1:.1f} us with 3 writers at once; urbd {lat:.1f} us (network, NBD and the peers on top)')
+            # where the 150 us goes on this machine: the unreplicated NBD path
+            # with its disk write as slow as 3 replicas sharing one disk make
+            # it, plus one measured round trip to the peers. What is left is
+            # the replication's own cost, to hold against the bar's 50 us
+            m0 = mrtt.get("0")
+            if m0:
+                base = u1 - l1 + d1
+                own = lat - base - m0[0] * 1000
+                print(f'  {"":<22} decomposed (a derived figure, not the bar): unreplicated {u1:.1f} - one write alone {l1:.1f}')
+                print(f'  {"":<22} + one of 3 at once {d1:.1f} = {base:.1f} us (no replication could go below it on this one disk)')
+                print(f'  {"":<22} + measured RTT {m0[0] * 1000:.0f} us = {base + m0[0] * 1000:.1f} us; urbd {lat:.1f} us: {own:.1f} us of its own')
+                print(f'  {"":<22} (the bar allows 50 us above local + RTT)')
+            # QD32: a replicated write completes with the slowest of its 3
+            # disk writes, and this disk stalls for tens of ms now and then
+            p3 = statistics.median(x[2] for x in disk[(3, 32)])
+            print(f'  {"":<22} QD32 tail: the disk alone, 3 writers at QD32: p99 {p3 / 1000:.1f} ms (it stalls 10-35 ms at times);')
+            print(f'  {"":<22} urbd p99 {med(p, 32, 1) / 1000:.1f} ms, unreplicated {med("u", 32, 1) / 1000:.1f} ms: a replicated write waits for the slowest of its 3')
 import os, re
 rl = os.environ.get("RESYNC_LINE", "")
 mm = re.search(r"done: (\d+) bytes in ([0-9.]+) s \(([0-9.]+) MiB/s\)", rl)

@@ -25,7 +25,8 @@
 #   delay_ms A B RTT_MS PORT    add RTT_MS to the round trip A<->B; sets
 #                               DELAY_EP (HOST:PORT) that A's clients use to
 #                               reach B's PORT: B's address with tc netem, a
-#                               delaying relay in A (relay.py) without it
+#                               delaying relay in A without it (relay.c,
+#                               built as $URBD_BUILD/urbd-relay)
 #   undelay A B                 removes what delay_ms A B added
 #   delay_mode                  prints "netem" or "relay"
 #   stop_all                    every process started here, by PID
@@ -286,8 +287,11 @@ delay_ms() {
 	else
 		pf=$T/relay-$a-$b-$port
 		rm -f "$pf.port"
-		bg_in_az "$a" "$pf.log" "$PY" "$CLUSTER_DIR/relay.py" --listen 127.0.0.1:0 \
+		[ -x "$URBD_BIN_DIR/urbd-relay" ] ||
+			fail "no relay at $URBD_BIN_DIR/urbd-relay (make BUILD=$URBD_BUILD $URBD_BUILD/urbd-relay)"
+		bg_in_az "$a" "$pf.log" "$URBD_BIN_DIR/urbd-relay" --listen 127.0.0.1:0 \
 			--target "$(az_addr "$b"):$port" --delay-ms "$half" --port-file "$pf.port"
+		_check_exec "$BG_PID" urbd-relay
 		RELAY_PIDS["$a-$b-$port"]=$BG_PID
 		for ((n = 0; n < 50; n++)); do
 			[ -s "$pf.port" ] && break

@@ -92,6 +92,14 @@ nbd_ms=$((($(date +%s%N) - t0) / 1000000))
 [ "$size" = 1073741824 ] || fail "size through the delay: $size"
 awk -v n="$nbd_ms" -v r="$RTT" 'BEGIN { exit !(n >= r) }' ||
 	fail "NBD handshake through +${RTT} ms took only ${nbd_ms} ms"
+# bulk data through the relay, both ways: 8 MiB in 2 MiB requests (more
+# than a socket buffer at once: partial sends, chunks, backpressure)
+out=$(in_az a timeout 60 qemu-io -f raw "nbd://$ep/demo" -c 'aio_write -P 0x5c 8M 2M' \
+	-c 'aio_write -P 0x5d 10M 2M' -c 'aio_write -P 0x5e 12M 2M' -c 'aio_write -P 0x5f 14M 2M' \
+	-c aio_flush -c 'read -P 0x5c 8M 2M' -c 'read -P 0x5d 10M 2M' \
+	-c 'read -P 0x5e 12M 2M' -c 'read -P 0x5f 14M 2M' 2>&1) ||
+	fail "qemu-io through the delay: $out"
+grep -qiE 'fail|error|mismatch' <<<"$out" && fail "qemu-io through the delay: $out"
 undelay a b
 base2=$(in_az a "$PY" "$CLUSTER_DIR/tcpping.py" client "$B" "$PING_PORT" 10) ||
 	fail "tcpping a->b after undelay failed"
