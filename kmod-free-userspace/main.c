@@ -339,6 +339,10 @@ int main(int argc, char **argv)
 	ccfg.tls_cert = cfg.tls_cert;
 	ccfg.tls_key = cfg.tls_key;
 	ccfg.tls_ca = cfg.tls_ca;
+	/* some calls wait long (a barrier until a cut-off peer times out, a
+	 * delete for it): with two threads, two of those left `volume
+	 * status` hanging (t-repl-barrier) */
+	ccfg.threads = 6;
 	if (control_start(vm, &ccfg, &ctl) < 0)
 		goto out;
 	log_info("urbd", "ready: node %s zone '%s', store %s, %u reactor(s), "

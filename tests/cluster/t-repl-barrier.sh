@@ -13,6 +13,8 @@
 #     it, and `volume status` on a answers meanwhile (it used to wait for
 #     the barrier: the volume manager's lock was held across it); then
 #     confirmed by a and b, c left out
+#   - the volume deleted on a while a barrier waits: the delete waits for
+#     it, a second barrier meanwhile is refused
 # Not shown here: that the flush behind an ack survives a power cut (a
 # kill -9 keeps the page cache); the QEMU guest would be the place.
 # a cut-off peer's link lasts 3 s: long enough to ask for the status
@@ -108,4 +110,24 @@ heal a c
 wait_connected a 2
 wait_until 10 _all3 || fail "barrier after c's heal: $(bar a)"
 replicas_identical a b c || fail "replicas differ at the end"
-pass "barrier: confirmed by all three idle and under writes (20, slowest ${maxms} ms), refused on a secondary, c left out while dead and back after its resync, status answered while a barrier waited for cut-off c; a = b = c"
+
+# the volume deleted on a while a barrier waits for cut-off c: the delete
+# waits for the barrier (which runs without the manager's lock), a second
+# barrier meanwhile is refused, then the volume is gone (ASan in test-san)
+partition a c
+n_bar=$(cat "$T/az-a/urbd."*.log | grep -c "barrier [0-9]*: waiting for" || true)
+bar a >"$T/bar-del.json" 2>&1 &
+bar_pid=$!
+wait_until 10 _bar_started || fail "the barrier before the delete did not start"
+ctl a volume delete "$VOL" --force >"$T/del.out" 2>&1 &
+del_pid=$!
+_deleting() { ! ctl a volume barrier "$VOL" >"$T/bar2.out" 2>&1 && grep -q "being taken down" "$T/bar2.out"; }
+wait_until 5 _deleting || fail "a barrier during the delete: $(cat "$T/bar2.out")"
+[ ! -s "$T/bar-del.json" ] || fail "the barrier ended before the delete was under way"
+wait "$bar_pid" || fail "barrier during the delete: $(cat "$T/bar-del.json")"
+wait "$del_pid" || fail "delete during a barrier: $(cat "$T/del.out")"
+[ "$(bfield "$(cat "$T/bar-del.json")" '",".join(sorted(v["confirmed"]))')" = node-a,node-b ] ||
+	fail "barrier during the delete: $(cat "$T/bar-del.json")"
+if ctl a volume status "$VOL" >/dev/null 2>&1; then fail "$VOL still on a after the delete"; fi
+log "deleted on a while a barrier waited: the delete waited, a second barrier was refused meanwhile"
+pass "barrier: confirmed by all three idle and under writes (20, slowest ${maxms} ms), refused on a secondary, c left out while dead and back after its resync, status answered while a barrier waited for cut-off c, a delete waited for a barrier; a = b = c"
