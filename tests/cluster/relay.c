@@ -37,6 +37,7 @@
 #define CHUNK     (64 * 1024)
 #define MAX_HELD  (16u << 20)     /* bytes queued per direction */
 #define MAX_IOV   64
+#define GONE      0xffffffffu
 
 struct chunk {
 	struct chunk *next;
@@ -58,7 +59,7 @@ struct pair {
 	int fd[2];                /* 0: the client, 1: upstream */
 	struct dir d[2];          /* d[0]: client -> upstream, d[1]: back */
 	bool connecting, dead;
-	uint32_t ev[2];           /* epoll interest now set per fd */
+	uint32_t ev[2];           /* epoll interest now set per fd; GONE: removed */
 };
 
 /* what an epoll event names: a pair's side, or the listener (pair NULL) */
@@ -122,6 +123,14 @@ static void update(struct pair *p, int s)
 	uint32_t ev = 0;
 	struct epoll_event e;
 
+	if (p->ev[s] == GONE)
+		return;
+	if (out->eof_in && in->eof_out) {
+		/* shut both ways: epoll would report its HUP on every turn */
+		epoll_ctl(ep, EPOLL_CTL_DEL, p->fd[s], NULL);
+		p->ev[s] = GONE;
+		return;
+	}
 	if (!out->eof_in && out->held < MAX_HELD && !p->connecting)
 		ev |= EPOLLIN;
 	if (in->blocked || (s == 1 && p->connecting))
@@ -226,6 +235,7 @@ static uint64_t write_dir(struct pair *p, struct dir *d, int to_side, uint64_t n
 			if (!d->head)
 				d->tail = NULL;
 			free(c);
+			update(p, to_side);
 			continue;
 		}
 		for (struct chunk *c = d->head; c && n < MAX_IOV && c->len && c->due <= now + early_ns;

@@ -88,14 +88,21 @@ wait_until 30 up_to_date c || fail "c not resynced: $(vstatus c)"
 _all3() { [ "$(bfield "$(bar a)" 'len(v["confirmed"])')" = 3 ]; }
 wait_until 10 _all3 || fail "barrier after c's return: $(bar a)"
 
+# bar_cut_c FILE: c cut off, a barrier on a into FILE in the background
+# (bar_pid), returning once it is under way: its "waiting for" line is
+# logged and c's ack will not come before c's link times out (3 s)
+_n_bar() { cat "$T/az-a/urbd."*.log | grep -c "barrier [0-9]*: waiting for" || true; }
+_bar_started() { [ "$(_n_bar)" -gt "$n_bar" ]; }
+bar_cut_c() {
+	partition a c
+	n_bar=$(_n_bar)
+	bar a >"$1" 2>&1 &
+	bar_pid=$!
+	wait_until 10 _bar_started || fail "the barrier with c cut off did not start"
+}
+
 # c cut off: the barrier waits until c's link times out; status meanwhile
-partition a c
-n_bar=$(cat "$T/az-a/urbd."*.log | grep -c "barrier [0-9]*: waiting for" || true)
-bar a >"$T/bar-cut.json" 2>&1 &
-bar_pid=$!
-# under way (c's ack will not come) before the status is asked for
-_bar_started() { [ "$(cat "$T/az-a/urbd."*.log | grep -c "barrier [0-9]*: waiting for")" -gt "$n_bar" ]; }
-wait_until 10 _bar_started || fail "the barrier with c cut off did not start"
+bar_cut_c "$T/bar-cut.json"
 st=$(vstatus a) || fail "status on a while a barrier waits: $st"
 [ ! -s "$T/bar-cut.json" ] ||
 	fail "status on a answered only after the barrier: $(cat "$T/bar-cut.json")"
@@ -114,11 +121,7 @@ replicas_identical a b c || fail "replicas differ at the end"
 # the volume deleted on a while a barrier waits for cut-off c: the delete
 # waits for the barrier (which runs without the manager's lock), a second
 # barrier meanwhile is refused, then the volume is gone (ASan in test-san)
-partition a c
-n_bar=$(cat "$T/az-a/urbd."*.log | grep -c "barrier [0-9]*: waiting for" || true)
-bar a >"$T/bar-del.json" 2>&1 &
-bar_pid=$!
-wait_until 10 _bar_started || fail "the barrier before the delete did not start"
+bar_cut_c "$T/bar-del.json"
 ctl a volume delete "$VOL" --force >"$T/del.out" 2>&1 &
 del_pid=$!
 _deleting() { ! ctl a volume barrier "$VOL" >"$T/bar2.out" 2>&1 && grep -q "being taken down" "$T/bar2.out"; }
