@@ -170,6 +170,7 @@ test: all
 bench: $(BINS) $(BUILD)/nvmf_load $(BUILD)/urbd-relay
 	bench/run.sh $(BUILD)
 	bench/run-repl.sh $(BUILD)
+	BENCH_STORE=ram bench/run-repl.sh $(BUILD)
 
 # our own NVMe/TCP load generator for bench/run-nvmf.sh (a tool, not in BINS)
 $(BUILD)/nvmf_load: bench/nvmf_load.c

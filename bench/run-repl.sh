@@ -26,7 +26,12 @@
 # rounds of the RTT 0 points (3, alternating targets; medians), BENCH_SIZE
 # volume size (256M, written once before it is measured), BENCH_RTTS the
 # delayed RTTs in ms ("0.5 2"), BENCH_RELAY0=0 skips the relay-overhead
-# point (relay mode only), URBD_REPL_PING_MS / URBD_REPL_TIMEOUT_MS (daemon
+# point (relay mode only), BENCH_POLL_US the daemons' --poll-us for a
+# second set of RTT 0 points (50; 0 skips it), BENCH_STORE=ram: the
+# stores on a RAM-backed ext4 (a loop device on a tmpfs file; O_DIRECT
+# works on it) and only the RTT 0 points: urbd without the shared
+# virtual disk (a diagnostic; `make bench` runs it after the main run),
+# URBD_REPL_PING_MS / URBD_REPL_TIMEOUT_MS (daemon
 # defaults unless set), URBD_FORCE_RELAY=1 (lib.sh), KEEP_TMP=1.
 set -euo pipefail
 BUILD=${1:-build}
@@ -37,6 +42,7 @@ ROUNDS=${BENCH_ROUNDS:-3}
 SIZE=${BENCH_SIZE:-256M}
 RTTS=${BENCH_RTTS:-0.5 2}
 RELAY0=${BENCH_RELAY0:-1}
+POLL_US=${BENCH_POLL_US:-50}
 
 # a benchmark that cannot run says so and does not fail `make bench`
 if [ "$(id -u)" -ne 0 ]; then
@@ -60,6 +66,31 @@ if [ ! -x "$URBD_BUILD/urbd" ] || [ ! -x "$URBD_BUILD/urbdctl" ]; then
 fi
 # the store on disk, as bench/run.sh (not a tmpfs /tmp)
 export TMPDIR=${TMPDIR:-/var/tmp}
+STORE=${BENCH_STORE:-disk}
+RAMDIR= RAMLOOP=
+if [ "$STORE" = ram ]; then
+	for t in losetup mkfs.ext4; do
+		command -v $t >/dev/null 2>&1 || { echo "bench-repl (ram): skipped: $t not installed"; exit 0; }
+	done
+	RAMDIR=$(mktemp -d "$TMPDIR/urbd-bench-ram.XXXXXX")
+	ram_down() {
+		mountpoint -q "$RAMDIR/ext4" && umount "$RAMDIR/ext4"
+		[ -z "$RAMLOOP" ] || losetup -d "$RAMLOOP"
+		mountpoint -q "$RAMDIR/tmpfs" && umount "$RAMDIR/tmpfs"
+		rm -rf "$RAMDIR"
+	}
+	mkdir "$RAMDIR/tmpfs" "$RAMDIR/ext4"
+	if ! mount -t tmpfs -o size=3g urbd-bench "$RAMDIR/tmpfs" ||
+		! truncate -s 2900M "$RAMDIR/tmpfs/img" ||
+		! RAMLOOP=$(losetup -f --show "$RAMDIR/tmpfs/img") ||
+		! mkfs.ext4 -q "$RAMLOOP" || ! mount "$RAMLOOP" "$RAMDIR/ext4"; then
+		ram_down
+		echo "bench-repl (ram): skipped: cannot set up a RAM-backed ext4 (loop devices?)"
+		exit 0
+	fi
+	export TMPDIR=$RAMDIR/ext4
+	RTTS= RELAY0=0
+fi
 # resync throughput is measured unthrottled (the daemon's default is 250 MiB/s)
 export URBD_RESYNC_RATE_MB=${URBD_RESYNC_RATE_MB:-0}
 # the daemon's own replication timing, not the tests' fast one, unless set
@@ -70,6 +101,8 @@ _tmo=${URBD_REPL_TIMEOUT_MS:-}
 # shellcheck source-path=SCRIPTDIR/../tests/cluster source=../tests/cluster/repl_lib.sh
 source "$top/tests/cluster/repl_lib.sh"
 [ -n "$_ping" ] || unset URBD_REPL_PING_MS
+# after cluster_down (on_exit runs the last registered first)
+[ -z "$RAMDIR" ] || on_exit ram_down
 [ -n "$_tmo" ] || unset URBD_REPL_TIMEOUT_MS
 
 # ---- helpers ---------------------------------------------------------------------------
@@ -192,13 +225,19 @@ PY
 }
 
 # disk_run NJOBS QD -> "lat_mean_us iops lat_p99_us": the store's disk alone, NJOBS
-# fio processes each writing 4k at random into a file of its own with
+# fio processes each writing 4k at random into a file of its own (written
+# once before) with
 # io_uring O_DIRECT: the disk work N replicas on this one machine must do
 # (every replica writes every block to the same disk). Its IOPS / N is
 # the most a replicated write could reach here with zero software cost.
 disk_run() {
 	local n=$1 qd=$2 j files=()
 	for ((j = 0; j < n; j++)); do files+=("$T/disk.$j"); done
+	# written once first, as urbd's volumes are (a first write into a
+	# hole allocates: slower, and not what is measured through urbd)
+	fio --name=fill --ioengine=io_uring --direct=1 --rw=write --bs=1M --iodepth=8 \
+		--size="$SIZE" --numjobs="$n" --filename_format="$T/disk.\$jobnum" \
+		>"$T/disk.fill" 2>&1 || fail "fio filling the disk files: $(tail -c 600 "$T/disk.fill")"
 	fio --name=disk --ioengine=io_uring --direct=1 --rw=randwrite --bs=4k --iodepth="$qd" \
 		--size="$SIZE" --numjobs="$n" --filename_format="$T/disk.\$jobnum" \
 		--time_based --runtime="$RUNTIME" --ramp_time="$RAMP" --norandommap \
@@ -284,6 +323,32 @@ done
 rmvol r2 a b
 rmvol r3 a b c
 
+# RTT 0 again with every daemon busy-polling (--poll-us, README.md): the
+# daemons restart (u stays, r2 and r3 are made anew), then restart
+# without it for the rest
+restart_daemons() {
+	local az
+	for az in a b c; do stop_urbd_in "$az"; done
+	for az in a b c; do repl_start "$az" "$@"; done
+}
+if [ "$POLL_US" != 0 ]; then
+	restart_daemons --poll-us "$POLL_US"
+	mkvol r2 a b
+	mkvol r3 a b c
+	for ((round = 1; round <= ROUNDS; round++)); do
+		for pt in ${orders[$(((round - 1) % 3))]}; do
+			case $pt in
+			u) measure u+poll u "$round" ;;
+			r2) measure r2@0+poll r2 "$round" a b ;;
+			r3) measure r3@0+poll r3 "$round" a b c ;;
+			esac
+		done
+	done
+	rmvol r2 a b
+	rmvol r3 a b c
+	restart_daemons
+fi
+
 # delayed points: one round each, a fresh volume per point (relay links
 # are per RTT); in relay mode first a relay with no delay: its own cost
 rtts=()
@@ -303,6 +368,9 @@ for r in "${rtts[@]}"; do
 done
 RSS_LOAD=$(for az in a b c; do echo "$az $(rss_of "$az")"; done)
 
+t0=0 t1=0 t2=0 FO_OK=0 VERIFY_RC=0 RSS_A="0 0" CHK_SUM= VERIFY= RSS_END=
+: >"$T/qio.out"
+if [ "$STORE" = disk ]; then
 # ---- failover --------------------------------------------------------------------------
 # 3 replicas, RTT 0. A checker (tests/cluster/checker.py: stamped FUA writes,
 # journal) writes through a from az c and moves to b when a goes away;
@@ -390,6 +458,8 @@ wait_until 120 up_to_date c || true
 FULL_LINE=$(grep -h "resync to peer 2 (node-c2) done" "$T"/az-b/urbd.*.log 2>/dev/null | tail -n 1)
 RSS_END=$(for az in b c; do echo "$az $(rss_of "$az")"; done)
 
+fi # STORE=disk
+
 # daemon logs: every line at WARN or ERR (the failover makes some)
 LOGS=$(for f in "${URBD_ALL_LOGS[@]}"; do
 	grep -E '^[0-9:.]+ (WARN|ERR) ' "$f" | sed "s|^|${f#"$T"/}: |" || true
@@ -397,6 +467,7 @@ done)
 
 # ---- report ----------------------------------------------------------------------------
 "$PY" - "$MODE" "$RUNTIME" "$RAMP" "$ROUNDS" "$SIZE" "${rtts[*]}" \
+	"$POLL_US" "$STORE" \
 	"$((t1 - t0))" "$((t2 - t0))" "$FO_OK" "$VERIFY_RC" "$RSS_A" \
 	"${URBD_REPL_PING_MS:-default 500}" "${URBD_REPL_TIMEOUT_MS:-default 2000}" \
 	"$(for k in "${!MRTT[@]}"; do echo "$k ${MRTT[$k]}"; done)" "$(tr '\n' ' ' <"$T/qio.out" | cut -c1-200)" \
@@ -404,6 +475,8 @@ done)
 	"$(for k in "${!DISK[@]}"; do echo "$k ${DISK[$k]}"; done)" <<PY
 import json, statistics, sys
 mode, runtime, ramp, rounds, size, rtts = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5], sys.argv[6].split()
+poll_us = int(sys.argv.pop(7))
+store = sys.argv.pop(7)
 t_promote, t_write, fo_ok, verify_rc, rss_a = int(sys.argv[7]) / 1e9, int(sys.argv[8]) / 1e9, sys.argv[9] == "1", int(sys.argv[10]), sys.argv[11].split()
 ping, tmo = sys.argv[12], sys.argv[13]
 qio_last = sys.argv[15]
@@ -443,6 +516,9 @@ def verdict(ok):
 errors = sum(v[4] for v in res.values())
 
 print()
+if store == "ram":
+    print("DIAGNOSTIC RUN, stores on a RAM-backed ext4 (loop device on tmpfs; O_DIRECT works on it, nothing is durable):")
+    print("urbd without the shared virtual disk; the 'disk alone' peer below is that RAM disk. RTT 0 points only.")
 print(f"urbd replication: fio 4k random write over NBD (libnbd), client in az a's namespace, primary on az a,")
 print(f"volumes {size} written once before measuring, {runtime}s (+{ramp}s ramp) per run; RTT 0: median of {rounds} rounds")
 print(f"(targets alternate within each round, spread = min..max), delayed RTTs: 1 round. Daemons: --reactors 1")
@@ -483,6 +559,12 @@ for r in rtts:
             points.append((f"r{n}@{r}", n, float(r), f"{n} replicas, RTT {r} ms"))
 for p, n, rtt, label in points:
     row(p, label)
+polled = [("u+poll", "unreplicated, polling"), ("r2@0+poll", "2 replicas RTT 0, poll"), ("r3@0+poll", "3 replicas RTT 0, poll")]
+polled = [(p, l) for p, l in polled if rounds_of(p)]
+if polled:
+    print(f"with every daemon started with --poll-us {poll_us} (busy-polling; the same volumes, measured after the rows above):")
+    for p, label in polled:
+        row(p, label)
 
 print()
 print("bars (DESIGN.md §9; the RTT bar is written for 3 replicas, applied to 2 as well; 'local' = unreplicated QD1 mean;")
@@ -530,44 +612,56 @@ for p, n, rtt, label in points:
             # QD32: a replicated write completes with the slowest of its 3
             # disk writes, and this disk stalls for tens of ms now and then
             p3 = statistics.median(x[2] for x in disk[(3, 32)])
-            print(f'  {"":<22} QD32 tail: the disk alone, 3 writers at QD32: p99 {p3 / 1000:.1f} ms (it stalls 10-35 ms at times);')
+            print(f'  {"":<22} QD32 tail: the disk alone, 3 writers at QD32: p99 {p3 / 1000:.1f} ms{" (it stalls 10-35 ms at times)" if store == "disk" else ""};')
             print(f'  {"":<22} urbd p99 {med(p, 32, 1) / 1000:.1f} ms, unreplicated {med("u", 32, 1) / 1000:.1f} ms: a replicated write waits for the slowest of its 3')
-import os, re
-rl = os.environ.get("RESYNC_LINE", "")
-mm = re.search(r"done: (\d+) bytes in ([0-9.]+) s \(([0-9.]+) MiB/s\)", rl)
-mf = re.search(r"done: (\d+) bytes in ([0-9.]+) s \(([0-9.]+) MiB/s\)", os.environ.get("FULL_LINE", ""))
-bws = (os.environ.get("DISK_BW", "") or "0 0").split()
-wbw, cbw = int(bws[0]) / 2**20, int(bws[1]) / 2**20
-if mf:
-    got = float(mf.group(3))
-    print(f'  resync throughput      full sync of a replacement c, unthrottled: {int(mf.group(1)) / 2**20:.0f} MiB in {float(mf.group(2)):.2f} s = {got:.0f} MiB/s;')
-    print(f'  {"":<22} the disk copying by itself (read + write at once, source and target share it here): {cbw:.0f} MiB/s:')
-    print(f'  {"":<22} {got / cbw if cbw else float("nan"):.2f}x >= 0.8x: {verdict(cbw and got >= 0.8 * cbw)} (its plain sequential write: {wbw:.0f} MiB/s, {got / wbw if wbw else float("nan"):.2f}x)')
-else:
-    print(f'  resync throughput      not measured: no finished full sync of the replacement c in b\'s log')
-if mm:
-    print(f'  {"":<22} c, unconfirmed after the crash (peer acks: tracked on b + c\'s report): {int(mm.group(1)) / 2**20:.1f} MiB of {size} resynced in {float(mm.group(2)):.3f} s')
-ma = re.search(r"done: (\d+) bytes in ([0-9.]+) s", os.environ.get("AL_LINE", ""))
-if ma:
-    print(f'  {"":<22} the crashed old primary a: {int(ma.group(1)) / 2**20:.0f} MiB resynced in {float(ma.group(2)):.2f} s ({os.environ.get("AL_EXTENTS", "?")}, plus what b wrote since)')
-    print(f'  {"":<22} (resync bytes <= 1.1x dirtied: tests/cluster/t-repl-kill-secondary checks moved = dirtied on every run)')
-if fo_ok:
-    print(f'  failover (3 replicas, RTT 0): kill -9 of a\'s daemon -> b promoted {t_promote:.3f} s -> first FUA write acknowledged through b {t_write:.3f} s <= 2 s: {verdict(t_write <= 2)}')
-else:
-    print(f'  failover (3 replicas, RTT 0): kill -9 of a\'s daemon -> b promoted {t_promote:.3f} s -> NO write acknowledged through b within {t_write:.1f} s: BELOW (qemu-io: {qio_last})')
-chk = """$CHK_SUM"""
-try:
-    c = json.loads(chk)
-    print(f'    checker (FUA writes through a, then b, from az c): {c.get("acked")} acknowledged, {c.get("unknown")} unknown, '
-          f'{c.get("errors")} errors, {c.get("reconnects")} reconnects, longest gap between acks {float(c.get("max_ack_gap_s", 0)):.3f} s')
-except Exception:
-    print(f'    checker summary unreadable: {chk[:300]}')
-try:
-    vj = json.loads("""$(tail -n 1 <<<"$VERIFY")""")
-    vs = f'{vj["acked_blocks"]} blocks with acknowledged writes, {vj["at_last_acked"]} at the last acknowledged version, {vj["newer_in_flight"]} newer (in flight), {vj["violations"]} violations'
-except Exception:
-    vs = """$(tail -n 1 <<<"$VERIFY")"""[:300]
-print(f'    no acknowledged write lost (checker verify through b): {"yes" if verify_rc == 0 else "NO (exit %d)" % verify_rc}: {vs}')
+if polled and rounds_of("r3@0+poll"):
+    # the stricter local: the better of the two unreplicated figures
+    ul, uq = min(u1, med("u+poll", 1, 0)), max(u32, med("u+poll", 32, 2))
+    print(f"  with --poll-us {poll_us} ('local' = the better unreplicated QD1 of the two runs, {ul:.1f} us; QD32 against the better, {uq:.0f} IOPS):")
+    for p, label in polled[1:]:
+        lat, iops = med(p, 1, 0), med(p, 32, 2)
+        print(f'  {label:<22} QD1 mean {lat:7.1f} us <= local {ul:.1f} + RTT 0 + 50 = {ul + 50:7.1f} us: {verdict(lat <= ul + 50)}')
+        print(f'  {"":<22} QD32 {iops:7.0f} IOPS >= 0.5x unreplicated {uq:.0f}: {iops / uq:.2f}x: {verdict(iops / uq >= 0.5)}')
+        if p == "r3@0+poll":
+            print(f'  {"":<22} QD1 mean {lat:7.1f} us <= 150 us: {verdict(lat <= 150)};  QD32 {iops:7.0f} IOPS >= 20000: {verdict(iops >= 20000)}')
+            print(f'  {"":<22} (without polling, same run: QD1 {med("r3@0", 1, 0):.1f} us, QD32 {med("r3@0", 32, 2):.0f} IOPS; unreplicated QD1 {u1:.1f} us polling off, {med("u+poll", 1, 0):.1f} us on)')
+if store == "disk":
+    import os, re
+    rl = os.environ.get("RESYNC_LINE", "")
+    mm = re.search(r"done: (\d+) bytes in ([0-9.]+) s \(([0-9.]+) MiB/s\)", rl)
+    mf = re.search(r"done: (\d+) bytes in ([0-9.]+) s \(([0-9.]+) MiB/s\)", os.environ.get("FULL_LINE", ""))
+    bws = (os.environ.get("DISK_BW", "") or "0 0").split()
+    wbw, cbw = int(bws[0]) / 2**20, int(bws[1]) / 2**20
+    if mf:
+        got = float(mf.group(3))
+        print(f'  resync throughput      full sync of a replacement c, unthrottled: {int(mf.group(1)) / 2**20:.0f} MiB in {float(mf.group(2)):.2f} s = {got:.0f} MiB/s;')
+        print(f'  {"":<22} the disk copying by itself (read + write at once, source and target share it here): {cbw:.0f} MiB/s:')
+        print(f'  {"":<22} {got / cbw if cbw else float("nan"):.2f}x >= 0.8x: {verdict(cbw and got >= 0.8 * cbw)} (its plain sequential write: {wbw:.0f} MiB/s, {got / wbw if wbw else float("nan"):.2f}x)')
+    else:
+        print(f'  resync throughput      not measured: no finished full sync of the replacement c in b\'s log')
+    if mm:
+        print(f'  {"":<22} c, unconfirmed after the crash (peer acks: tracked on b + c\'s report): {int(mm.group(1)) / 2**20:.1f} MiB of {size} resynced in {float(mm.group(2)):.3f} s')
+    ma = re.search(r"done: (\d+) bytes in ([0-9.]+) s", os.environ.get("AL_LINE", ""))
+    if ma:
+        print(f'  {"":<22} the crashed old primary a: {int(ma.group(1)) / 2**20:.0f} MiB resynced in {float(ma.group(2)):.2f} s ({os.environ.get("AL_EXTENTS", "?")}, plus what b wrote since)')
+        print(f'  {"":<22} (resync bytes <= 1.1x dirtied: tests/cluster/t-repl-kill-secondary checks moved = dirtied on every run)')
+    if fo_ok:
+        print(f'  failover (3 replicas, RTT 0): kill -9 of a\'s daemon -> b promoted {t_promote:.3f} s -> first FUA write acknowledged through b {t_write:.3f} s <= 2 s: {verdict(t_write <= 2)}')
+    else:
+        print(f'  failover (3 replicas, RTT 0): kill -9 of a\'s daemon -> b promoted {t_promote:.3f} s -> NO write acknowledged through b within {t_write:.1f} s: BELOW (qemu-io: {qio_last})')
+    chk = """$CHK_SUM"""
+    try:
+        c = json.loads(chk)
+        print(f'    checker (FUA writes through a, then b, from az c): {c.get("acked")} acknowledged, {c.get("unknown")} unknown, '
+              f'{c.get("errors")} errors, {c.get("reconnects")} reconnects, longest gap between acks {float(c.get("max_ack_gap_s", 0)):.3f} s')
+    except Exception:
+        print(f'    checker summary unreadable: {chk[:300]}')
+    try:
+        vj = json.loads("""$(tail -n 1 <<<"$VERIFY")""")
+        vs = f'{vj["acked_blocks"]} blocks with acknowledged writes, {vj["at_last_acked"]} at the last acknowledged version, {vj["newer_in_flight"]} newer (in flight), {vj["violations"]} violations'
+    except Exception:
+        vs = """$(tail -n 1 <<<"$VERIFY")"""[:300]
+    print(f'    no acknowledged write lost (checker verify through b): {"yes" if verify_rc == 0 else "NO (exit %d)" % verify_rc}: {vs}')
 if errors:
     print(f'  fio reported {errors:.0f} errors')
 print()
@@ -575,7 +669,8 @@ print("urbd RSS (VmRSS / peak VmHWM):")
 for line in """$RSS_LOAD""".splitlines():
     az, r, h = line.split()
     print(f'  az {az} after the load points: {int(r) / 1024:7.1f} / {int(h) / 1024:7.1f} MiB')
-print(f'  az a before its kill -9:      {int(rss_a[0]) / 1024:7.1f} / {int(rss_a[1]) / 1024:7.1f} MiB')
+if store == "disk":
+    print(f'  az a before its kill -9:      {int(rss_a[0]) / 1024:7.1f} / {int(rss_a[1]) / 1024:7.1f} MiB')
 for line in """$RSS_END""".splitlines():
     az, r, h = line.split()
     print(f'  az {az} after the failover:   {int(r) / 1024:7.1f} / {int(h) / 1024:7.1f} MiB')

@@ -36,6 +36,7 @@ struct config {
 	char *zone;
 	char *repl_listen, *repl_secret;
 	unsigned reactors;
+	unsigned poll_us;
 };
 
 static const struct option long_opts[] = {
@@ -54,6 +55,7 @@ static const struct option long_opts[] = {
 	{ "repl-listen", required_argument, NULL, 5 },
 	{ "repl-secret", required_argument, NULL, 6 },
 	{ "reactors", required_argument, NULL, 'r' },
+	{ "poll-us", required_argument, NULL, 7 },
 	{ "log-level", required_argument, NULL, 'L' },
 	{ "config", required_argument, NULL, 'f' },
 	{ "help", no_argument, NULL, 'h' },
@@ -79,6 +81,8 @@ static void usage(FILE *f)
 "  --repl-secret FILE     shared secret peers prove (mode 0400/0440); needed\n"
 "                         for replicated volumes\n"
 "  --reactors N           io_uring reactor threads (default: online CPUs)\n"
+"  --poll-us N            busy-poll N us after each completion before sleeping\n"
+"                         (default 0: sleep at once; see README.md)\n"
 "  --log-level LEVEL      err, warn, info (default), debug\n"
 "  --config FILE          'key = value' lines; keys are the long option names\n");
 }
@@ -156,6 +160,17 @@ static int set_opt(struct config *c, int opt, const char *val)
 			return -1;
 		}
 		return 0;
+	case 7: {
+		char *end;
+		unsigned long us = strtoul(val, &end, 10);
+
+		if (!*val || *end || us > 10000) {
+			fprintf(stderr, "urbd: --poll-us must be 0..10000\n");
+			return -1;
+		}
+		c->poll_us = (unsigned)us;
+		return 0;
+	}
 	case 'L':
 		lvl = log_parse_level(val);
 		if (lvl < 0) {
@@ -281,6 +296,8 @@ int main(int argc, char **argv)
 	reactors = calloc(n, sizeof(*reactors));
 	for (unsigned i = 0; i < n; i++) {
 		reactors[i] = reactor_new((int)i, 512);
+		if (reactors[i])
+			reactor_set_poll(reactors[i], cfg.poll_us);
 		if (!reactors[i] || reactor_start(reactors[i]) < 0) {
 			log_err("urbd", "cannot start reactor %u (is io_uring "
 				"available? kernel.io_uring_disabled?)", i);
@@ -345,8 +362,9 @@ int main(int argc, char **argv)
 	ccfg.threads = 6;
 	if (control_start(vm, &ccfg, &ctl) < 0)
 		goto out;
-	log_info("urbd", "ready: node %s zone '%s', store %s, %u reactor(s), "
-		 "control %s", cfg.node_id, cfg.zone, cfg.store, n, cfg.control);
+	log_info("urbd", "ready: node %s zone '%s', store %s, %u reactor(s)%s, "
+		 "control %s", cfg.node_id, cfg.zone, cfg.store, n,
+		 cfg.poll_us ? " busy-polling" : "", cfg.control);
 
 	sigwait(&sigs, &sig);
 	log_info("urbd", "%s: shutting down", strsignal(sig));

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <liburing.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -32,6 +33,8 @@ struct reactor {
 	unsigned entries;
 	bool stopping; /* loop thread only */
 	unsigned inflight;
+	uint64_t poll_ns;   /* reactor_set_poll: busy-poll this long after work */
+	uint64_t last_done; /* now_ns() of the last turn that completed something */
 
 	/* cross-thread mailbox: the only lock, taken by the reactor only when
 	 * its eventfd says there is mail */
@@ -48,6 +51,11 @@ static __thread struct reactor *current;
 struct reactor *reactor_self(void) { return current; }
 int reactor_id(const struct reactor *r) { return r->id; }
 unsigned reactor_inflight(const struct reactor *r) { return r->inflight; }
+
+void reactor_set_poll(struct reactor *r, unsigned us)
+{
+	r->poll_ns = (uint64_t)us * 1000;
+}
 
 static struct io_uring_sqe *get_sqe(struct reactor *r)
 {
@@ -264,8 +272,9 @@ int reactor_call(struct reactor *r, int (*fn)(void *arg), void *arg)
 
 /* ---- loop ----------------------------------------------------------- */
 
-static void run_completions(struct reactor *r)
+static unsigned run_completions(struct reactor *r)
 {
+	unsigned total = 0;
 	struct io_uring_cqe *cqe;
 	struct {
 		struct reactor_op *op;
@@ -290,7 +299,51 @@ static void run_completions(struct reactor *r)
 			r->inflight--;
 			batch[i].op->cb(batch[i].op, batch[i].res);
 		}
+		total += n;
 	} while (n == CQE_BATCH);
+	return total;
+}
+
+/* completions waiting, or completion work the kernel queued for this
+ * thread (DEFER_TASKRUN/COOP_TASKRUN with TASKRUN_FLAG) */
+static bool ring_has_work(struct reactor *r)
+{
+	return io_uring_cq_ready(&r->ring) ||
+	       (IO_URING_READ_ONCE(*r->ring.sq.kflags) & IORING_SQ_TASKRUN);
+}
+
+/* Sleep in io_uring_enter until something completes; with busy-polling
+ * (reactor_set_poll), first watch the rings without sleeping for up to
+ * poll_ns after the last turn that completed work. A thread woken from
+ * sleep on another CPU costs a cross-CPU wake-up (an IPI, and on a VM an
+ * exit: about 35 us each way on the 2-vCPU VM of DESIGN.md §7, against
+ * 3 us on the same CPU); a replicated write at QD1 waits for several in
+ * a row (client -> primary -> peers -> disk -> acks -> client). Polling
+ * yields the CPU on every turn, so other runnable threads still run. */
+static int reactor_wait(struct reactor *r)
+{
+	if (r->poll_ns && !r->stopping) {
+		uint64_t end = r->last_done + r->poll_ns;
+		int ret = io_uring_submit(&r->ring);
+
+		if (ret < 0)
+			return ret;
+		for (;;) {
+			while (!ring_has_work(r) && now_ns() < end)
+				sched_yield();
+			if (!ring_has_work(r))
+				break;
+			/* io_uring_submit enters with GETEVENTS when the kernel
+			 * flagged queued completion work: it runs it (which may
+			 * complete nothing, e.g. a poll that re-arms) */
+			ret = io_uring_submit(&r->ring);
+			if (ret < 0 || io_uring_cq_ready(&r->ring))
+				return ret;
+			if (now_ns() >= end)
+				break;
+		}
+	}
+	return io_uring_submit_and_wait(&r->ring, 1);
 }
 
 void reactor_defer(struct reactor *r, struct reactor_task *t)
@@ -348,7 +401,7 @@ static void *reactor_thread(void *arg)
 	/* After a stop request, keep turning until everything in flight has
 	 * completed so no callback is left pointing at freed memory. */
 	while (!r->stopping || r->inflight) {
-		int ret = io_uring_submit_and_wait(&r->ring, 1);
+		int ret = reactor_wait(r);
 
 		if (ret < 0 && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY &&
 		    ret != -ETIME) {
@@ -356,7 +409,8 @@ static void *reactor_thread(void *arg)
 				r->id, strerror(-ret));
 			break;
 		}
-		run_completions(r);
+		if (run_completions(r) && r->poll_ns)
+			r->last_done = now_ns();
 		run_tasks(r);
 	}
 	drain_mailbox(r);
@@ -374,12 +428,14 @@ static void *reactor_thread(void *arg)
  * wherever it is (DEFER_TASKRUN, Linux 6.1). The ring starts disabled:
  * the thread that enables it (reactor_thread) is its one submitter. Older
  * kernels refuse the flags (-EINVAL): then cooperative task work (5.19),
- * then neither. */
+ * then neither. TASKRUN_FLAG: the kernel marks the SQ ring when it queued
+ * completion work, so that a polling loop sees it without a syscall. */
 static int ring_init(struct reactor *r)
 {
 	static const unsigned tries[] = {
-		IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_R_DISABLED,
-		IORING_SETUP_COOP_TASKRUN,
+		IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_R_DISABLED |
+			IORING_SETUP_TASKRUN_FLAG,
+		IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG,
 		0,
 	};
 	const char *plain = getenv("URBD_RING_PLAIN"); /* 1: the plain ring, for A/B benches */

@@ -48,6 +48,10 @@ int reactor_start(struct reactor *r);
 void reactor_stop(struct reactor *r);
 void reactor_free(struct reactor *r);
 int reactor_id(const struct reactor *r);
+/* Busy-poll: after a turn that completed work, watch the rings for up to
+ * us microseconds (yielding the CPU on each look) before sleeping; 0 (the
+ * default) sleeps at once. Before reactor_start. */
+void reactor_set_poll(struct reactor *r, unsigned us);
 /* the reactor running on this thread, or NULL */
 struct reactor *reactor_self(void);
 

@@ -89,7 +89,8 @@ repl_up() {
 		REPL_SPEC+="${REPL_SPEC:+,}$i=node-${azs[$i]}@$(az_addr "${azs[$i]}"):$REPL_PORT"
 		[[ " $REPL_DISKLESS " == *" ${azs[$i]} "* ]] && REPL_SPEC+=":diskless"
 	done
-	for az in "${azs[@]}"; do repl_start "$az"; done
+	# shellcheck disable=SC2086 # REPL_START_ARGS: words
+	for az in "${azs[@]}"; do repl_start "$az" ${REPL_START_ARGS:-}; done
 	# shellcheck disable=SC2086 # REPL_CREATE_ARGS: words
 	repl_create "$VOL" "$VOL_SIZE" ${REPL_CREATE_ARGS:-}
 }

@@ -1,6 +1,7 @@
 /* reactor.c on a real io_uring: cross-thread post/call, timeouts, file
  * I/O results, cancellation, and that reactor_stop drains what is in
- * flight before it returns. */
+ * flight before it returns; every test runs twice, the second time with
+ * busy-polling on (reactor_set_poll), which also has tests of its own. */
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/falloc.h>
@@ -27,7 +28,7 @@ struct fx {
 	int fd;
 };
 
-static int setup(void **state)
+static int setup_with(void **state, unsigned poll_us)
 {
 	struct fx *fx = calloc(1, sizeof(*fx));
 	const char *base = getenv("TMPDIR");
@@ -35,6 +36,8 @@ static int setup(void **state)
 	if (!fx)
 		return -1;
 	fx->r = reactor_new(7, 64);
+	if (fx->r)
+		reactor_set_poll(fx->r, poll_us);
 	if (!fx->r || reactor_start(fx->r) != 0) {
 		free(fx);
 		return -1;
@@ -47,6 +50,9 @@ static int setup(void **state)
 	*state = fx;
 	return 0;
 }
+
+static int setup(void **state) { return setup_with(state, 0); }
+static int setup_poll(void **state) { return setup_with(state, 200); }
 
 static int teardown(void **state)
 {
@@ -607,9 +613,116 @@ static void test_many_ops_beyond_sq(void **state)
 	free(vals);
 }
 
+/* ---- busy-polling ---------------------------------------------------- */
+
+/* CPU time (ns) this process used, but for the calling thread's own
+ * (the two clocks are read one after the other: a difference of two
+ * readings may come out a little below zero) */
+static int64_t others_cpu_ns(void)
+{
+	struct timespec p, t;
+
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &p);
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+	return ((int64_t)p.tv_sec - (int64_t)t.tv_sec) * 1000000000LL +
+	       (int64_t)p.tv_nsec - (int64_t)t.tv_nsec;
+}
+
+static void sleep_ms(unsigned ms)
+{
+	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L };
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+/* After a completion a polling reactor keeps its CPU (it watches the
+ * ring), and once the window has passed with nothing to do it sleeps:
+ * an idle polling daemon costs nothing. The reactor's thread is the
+ * only other thread of this process. */
+static void test_poll_spins_then_sleeps(void **state)
+{
+	struct fx *fx = *state;
+	struct waiter w;
+	int64_t c0, c1, c2;
+
+	reactor_free(fx->r);
+	fx->r = reactor_new(7, 64);
+	assert_non_null(fx->r);
+	reactor_set_poll(fx->r, 200000); /* 200 ms */
+	assert_int_equal(reactor_start(fx->r), 0);
+	waiter_init(&w, fx->r);
+	assert_int_equal(reactor_call(fx->r, arm_timer, &(struct timer_req){ .w = &w, .ns = 1000000 }), 0);
+	assert_int_equal(wait_for(&w), 0);
+	c0 = others_cpu_ns();
+	sleep_ms(50); /* inside the window: it polls */
+	c1 = others_cpu_ns();
+	sleep_ms(400); /* the window ends 200 ms after the completion */
+	c2 = others_cpu_ns();
+	sleep_ms(200); /* nothing to do: asleep */
+	print_message("reactor CPU: %.1f ms in 50 ms of the window, %.1f ms in "
+		      "the 200 ms after it\n", (double)(c1 - c0) / 1e6,
+		      (double)(others_cpu_ns() - c2) / 1e6);
+	assert_true(c1 - c0 > 5000000LL);
+	assert_true(others_cpu_ns() - c2 < 10000000LL);
+}
+
+/* Without polling the reactor sleeps at once. */
+static void test_no_poll_sleeps(void **state)
+{
+	struct fx *fx = *state;
+	struct waiter w;
+	int64_t c0;
+
+	waiter_init(&w, fx->r);
+	assert_int_equal(reactor_call(fx->r, arm_timer, &(struct timer_req){ .w = &w, .ns = 1000000 }), 0);
+	assert_int_equal(wait_for(&w), 0);
+	c0 = others_cpu_ns();
+	sleep_ms(50);
+	print_message("reactor CPU: %.2f ms in 50 ms after a completion\n",
+		      (double)(others_cpu_ns() - c0) / 1e6);
+	assert_true(others_cpu_ns() - c0 < 5000000LL);
+}
+
+/* Work that arrives while the reactor polls runs without waking it:
+ * cross-thread posts, a timer and file I/O, many times over. */
+static void test_poll_sees_arrivals(void **state)
+{
+	struct fx *fx = *state;
+	char buf[4096];
+
+	for (int i = 0; i < 200; i++) {
+		if (i % 3 == 0) {
+			struct waiter w;
+
+			waiter_init(&w, fx->r);
+			assert_int_equal(reactor_call(fx->r, arm_timer,
+						      &(struct timer_req){ .w = &w, .ns = 100000 }), 0);
+			assert_int_equal(wait_for(&w), 0);
+			assert_int_equal(w.res, -ETIME);
+			assert_int_equal(w.calls, 1);
+			assert_true(w.on_reactor);
+		} else {
+			memset(buf, i, sizeof(buf));
+			assert_int_equal(do_io(fx, IO_WRITE, fx->fd, buf, sizeof(buf),
+					       (uint64_t)i * 4096, 0), (int)sizeof(buf));
+		}
+		if (i % 50 == 0)
+			sleep_ms(1); /* sometimes after the window: asleep */
+	}
+	for (int i = 1; i < 200; i++) {
+		if (i % 3 == 0)
+			continue;
+		assert_int_equal(pread(fx->fd, buf, sizeof(buf), (off_t)i * 4096), (ssize_t)sizeof(buf));
+		for (size_t k = 0; k < sizeof(buf); k++)
+			assert_int_equal((uint8_t)buf[k], (uint8_t)i);
+	}
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+#define P(f) cmocka_unit_test_setup_teardown(f, setup_poll, teardown)
 	const struct CMUnitTest tests[] = {
 		T(test_new_and_id),
 		T(test_call_runs_on_reactor),
@@ -629,8 +742,30 @@ int main(void)
 		T(test_fallocate_punch),
 		T(test_errors_arrive_as_res),
 		T(test_many_ops_beyond_sq),
+		T(test_no_poll_sleeps),
+		P(test_new_and_id),
+		P(test_call_runs_on_reactor),
+		P(test_call_returns_errors),
+		P(test_defer),
+		P(test_call_from_own_thread),
+		P(test_post_in_order),
+		P(test_post_from_many_threads),
+		P(test_timeout_fires),
+		P(test_cancel),
+		P(test_stop_drains),
+		P(test_restart_after_stop),
+		P(test_write_read),
+		P(test_read_at_eof),
+		P(test_write_dsync),
+		P(test_fsync),
+		P(test_fallocate_punch),
+		P(test_errors_arrive_as_res),
+		P(test_many_ops_beyond_sq),
+		P(test_poll_sees_arrivals),
+		P(test_poll_spins_then_sleeps),
 	};
 #undef T
+#undef P
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
