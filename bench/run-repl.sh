@@ -27,7 +27,7 @@
 # volume size (256M, written once before it is measured), BENCH_RTTS the
 # delayed RTTs in ms ("0.5 2"), BENCH_RELAY0=0 skips the relay-overhead
 # point (relay mode only), BENCH_POLL_US the daemons' --poll-us for a
-# second set of RTT 0 points (50; 0 skips it), BENCH_STORE=ram: the
+# second set of RTT 0 points (200; 0 skips it), BENCH_STORE=ram: the
 # stores on a RAM-backed ext4 (a loop device on a tmpfs file; O_DIRECT
 # works on it) and only the RTT 0 points: urbd without the shared
 # virtual disk (a diagnostic; `make bench` runs it after the main run),
@@ -42,7 +42,7 @@ ROUNDS=${BENCH_ROUNDS:-3}
 SIZE=${BENCH_SIZE:-256M}
 RTTS=${BENCH_RTTS:-0.5 2}
 RELAY0=${BENCH_RELAY0:-1}
-POLL_US=${BENCH_POLL_US:-50}
+POLL_US=${BENCH_POLL_US:-200}
 
 # a benchmark that cannot run says so and does not fail `make bench`
 if [ "$(id -u)" -ne 0 ]; then

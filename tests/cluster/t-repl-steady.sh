@@ -4,7 +4,7 @@
 # every write is acknowledged, secondaries refuse to export the volume, and
 # afterwards the three data files are bit-identical. Then the role moves
 # (demote a, promote b) and the same holds for writes through b. The
-# daemons busy-poll (--poll-us 50, README.md): the other tests run them
+# daemons busy-poll (--poll-us 200, README.md): the other tests run them
 # without it.
 # shellcheck source-path=SCRIPTDIR source=repl_lib.sh
 source "$(dirname "$0")/repl_lib.sh"
@@ -12,7 +12,7 @@ source "$(dirname "$0")/repl_lib.sh"
 require_root
 require_cmd ip fio qemu-io nbdinfo
 
-REPL_START_ARGS="--poll-us 50"
+REPL_START_ARGS="--poll-us 200"
 repl_up a b c
 for az in a b c; do
 	grep -q 'reactor(s) busy-polling' "$T"/az-"$az"/urbd.*.log || fail "az $az does not busy-poll"
