@@ -226,25 +226,27 @@ PY
 
 # disk_run NJOBS QD -> "lat_mean_us iops lat_p99_us": the store's disk alone, NJOBS
 # fio processes each writing 4k at random into a file of its own (written
-# once before) with
+# once, at its first use) with
 # io_uring O_DIRECT: the disk work N replicas on this one machine must do
 # (every replica writes every block to the same disk). Its IOPS / N is
 # the most a replicated write could reach here with zero software cost.
 disk_run() {
 	local n=$1 qd=$2 j files=()
-	for ((j = 0; j < n; j++)); do files+=("$T/disk.$j"); done
-	# written once first, as urbd's volumes are (a first write into a
-	# hole allocates: slower, and not what is measured through urbd)
-	fio --name=fill --ioengine=io_uring --direct=1 --rw=write --bs=1M --iodepth=8 \
-		--size="$SIZE" --numjobs="$n" --filename_format="$T/disk.\$jobnum" \
-		>"$T/disk.fill" 2>&1 || fail "fio filling the disk files: $(tail -c 600 "$T/disk.fill")"
+	for ((j = 0; j < n; j++)); do [ -e "$T/disk.$j" ] || files+=("$T/disk.$j"); done
+	# each file written once first (kept for the later runs), as urbd's
+	# volumes are: a first write into a hole allocates, slower, and not
+	# what is measured through urbd
+	for j in "${files[@]}"; do
+		fio --name=fill --ioengine=io_uring --direct=1 --rw=write --bs=1M --iodepth=8 \
+			--size="$SIZE" --filename="$j" >"$T/disk.fill" 2>&1 ||
+			fail "fio filling $j: $(tail -c 600 "$T/disk.fill")"
+	done
 	fio --name=disk --ioengine=io_uring --direct=1 --rw=randwrite --bs=4k --iodepth="$qd" \
 		--size="$SIZE" --numjobs="$n" --filename_format="$T/disk.\$jobnum" \
 		--time_based --runtime="$RUNTIME" --ramp_time="$RAMP" --norandommap \
 		--randrepeat=0 --group_reporting --lat_percentiles=1 --output-format=json \
 		>"$T/disk.json" 2>"$T/disk.err" ||
 		fail "fio on the disk: $(tail -c 600 "$T/disk.err")"
-	rm -f "${files[@]}"
 	"$PY" - "$T/disk.json" <<'PY'
 import json, sys
 text = open(sys.argv[1]).read()
@@ -320,6 +322,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
 		esac
 	done
 done
+rm -f "$T"/disk.[0-9]*
 rmvol r2 a b
 rmvol r3 a b c
 

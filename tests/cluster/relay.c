@@ -274,6 +274,19 @@ static uint64_t write_dir(struct pair *p, struct dir *d, int to_side, uint64_t n
 	return 0;
 }
 
+/* the dial to the target failed (err), or is under way (pending) or done */
+static void dialed(struct pair *p, int err, bool pending)
+{
+	if (err) {
+		fprintf(stderr, "relay: connect: %s\n", strerror(err));
+		kill_pair(p, NULL);
+		return;
+	}
+	p->connecting = pending;
+	update(p, 0);
+	update(p, 1);
+}
+
 static void accept_one(int lfd, const struct sockaddr_in *target)
 {
 	int cfd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -305,15 +318,8 @@ static void accept_one(int lfd, const struct sockaddr_in *target)
 	}
 	p->next = pairs;
 	pairs = p;
-	if (connect(ufd, (const struct sockaddr *)target, sizeof(*target)) < 0 &&
-	    errno != EINPROGRESS) {
-		fprintf(stderr, "relay: connect: %s\n", strerror(errno));
-		kill_pair(p, NULL);
-		return;
-	}
-	p->connecting = true;
-	update(p, 0);
-	update(p, 1);
+	dialed(p, connect(ufd, (const struct sockaddr *)target, sizeof(*target)) < 0 &&
+		  errno != EINPROGRESS ? errno : 0, true);
 }
 
 static void connected(struct pair *p)
@@ -322,14 +328,7 @@ static void connected(struct pair *p)
 	socklen_t len = sizeof(err);
 
 	getsockopt(p->fd[1], SOL_SOCKET, SO_ERROR, &err, &len);
-	if (err) {
-		fprintf(stderr, "relay: connect: %s\n", strerror(err));
-		kill_pair(p, NULL);
-		return;
-	}
-	p->connecting = false;
-	update(p, 0);
-	update(p, 1);
+	dialed(p, err, false);
 }
 
 int main(int argc, char **argv)

@@ -53,6 +53,7 @@ static int setup_with(void **state, unsigned poll_us)
 
 static int setup(void **state) { return setup_with(state, 0); }
 static int setup_poll(void **state) { return setup_with(state, 200); }
+static int setup_poll_long(void **state) { return setup_with(state, 200000); } /* 200 ms */
 
 static int teardown(void **state)
 {
@@ -636,8 +637,8 @@ static void sleep_ms(unsigned ms)
 		;
 }
 
-/* After a completion a polling reactor keeps its CPU (it watches the
- * ring), and once the window has passed with nothing to do it sleeps:
+/* With a 200 ms window (setup_poll_long): after a completion a polling
+ * reactor keeps its CPU (it watches the ring), and once the window has passed with nothing to do it sleeps:
  * an idle polling daemon costs nothing. The reactor's thread is the
  * only other thread of this process. */
 static void test_poll_spins_then_sleeps(void **state)
@@ -646,11 +647,6 @@ static void test_poll_spins_then_sleeps(void **state)
 	struct waiter w;
 	int64_t c0, c1, c2;
 
-	reactor_free(fx->r);
-	fx->r = reactor_new(7, 64);
-	assert_non_null(fx->r);
-	reactor_set_poll(fx->r, 200000); /* 200 ms */
-	assert_int_equal(reactor_start(fx->r), 0);
 	waiter_init(&w, fx->r);
 	assert_int_equal(reactor_call(fx->r, arm_timer, &(struct timer_req){ .w = &w, .ns = 1000000 }), 0);
 	assert_int_equal(wait_for(&w), 0);
@@ -724,45 +720,19 @@ int main(void)
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 #define P(f) cmocka_unit_test_setup_teardown(f, setup_poll, teardown)
 	const struct CMUnitTest tests[] = {
-		T(test_new_and_id),
-		T(test_call_runs_on_reactor),
-		T(test_call_returns_errors),
-		T(test_defer),
-		T(test_call_from_own_thread),
-		T(test_post_in_order),
-		T(test_post_from_many_threads),
-		T(test_timeout_fires),
-		T(test_cancel),
-		T(test_stop_drains),
-		T(test_restart_after_stop),
-		T(test_write_read),
-		T(test_read_at_eof),
-		T(test_write_dsync),
-		T(test_fsync),
-		T(test_fallocate_punch),
-		T(test_errors_arrive_as_res),
-		T(test_many_ops_beyond_sq),
+#define COMMON(X) \
+	X(test_new_and_id), X(test_call_runs_on_reactor), X(test_call_returns_errors), \
+	X(test_defer), X(test_call_from_own_thread), X(test_post_in_order), \
+	X(test_post_from_many_threads), X(test_timeout_fires), X(test_cancel), \
+	X(test_stop_drains), X(test_restart_after_stop), X(test_write_read), \
+	X(test_read_at_eof), X(test_write_dsync), X(test_fsync), X(test_fallocate_punch), \
+	X(test_errors_arrive_as_res), X(test_many_ops_beyond_sq)
+		COMMON(T),
 		T(test_no_poll_sleeps),
-		P(test_new_and_id),
-		P(test_call_runs_on_reactor),
-		P(test_call_returns_errors),
-		P(test_defer),
-		P(test_call_from_own_thread),
-		P(test_post_in_order),
-		P(test_post_from_many_threads),
-		P(test_timeout_fires),
-		P(test_cancel),
-		P(test_stop_drains),
-		P(test_restart_after_stop),
-		P(test_write_read),
-		P(test_read_at_eof),
-		P(test_write_dsync),
-		P(test_fsync),
-		P(test_fallocate_punch),
-		P(test_errors_arrive_as_res),
-		P(test_many_ops_beyond_sq),
+		COMMON(P),
 		P(test_poll_sees_arrivals),
-		P(test_poll_spins_then_sleeps),
+		cmocka_unit_test_setup_teardown(test_poll_spins_then_sleeps, setup_poll_long, teardown),
+#undef COMMON
 	};
 #undef T
 #undef P
