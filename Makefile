@@ -161,7 +161,7 @@ test-san:
 	$(MAKE) SAN=address,undefined BUILD=build/san all test-unit
 	URBD_BUILD=build/san URBD_TESTS="$(SAN_TESTS)" tests/integration/run.sh
 	URBD_BUILD=build/san URBD_TESTS="$(SAN_CLUSTER_TESTS)" tests/cluster/run.sh
-SAN_CLUSTER_TESTS ?= t-repl-hostile t-repl-kill-primary t-repl-kill-secondary t-repl-verify t-repl-membership t-repl-bitmap t-repl-peer-ack t-repl-barrier t-repl-diskless t-repl-blip
+SAN_CLUSTER_TESTS ?= t-repl-hostile t-repl-all-crash t-repl-kill-primary t-repl-kill-secondary t-repl-verify t-repl-membership t-repl-bitmap t-repl-peer-ack t-repl-barrier t-repl-diskless t-repl-blip
 SAN_TESTS ?= t-nbd-basic.sh t-nbd-badinput.sh t-nbd-durability.sh t-nbd-idle.sh t-urbdctl.sh
 
 test: all

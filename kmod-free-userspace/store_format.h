@@ -73,6 +73,12 @@
 #define STORE_SB_F_BM_VALID     (1u << 3) /* replication: the per-peer dirty bitmaps
 					   * were made durable during the current term
 					   * as primary (replication/repl_bmstore.c) */
+#define STORE_SB_F_FOLLOWING    (1u << 4) /* replication: a secondary applying a
+					   * primary's writes; after a crash it may hold
+					   * some that others lack: unconfirmed */
+#define STORE_SB_F_LOST_TRACK   (1u << 5) /* replication: unconfirmed by such a crash
+					   * (not by losing its primary): the primary
+					   * it followed, its bitmap for it, covers it */
 
 /* generation identifiers, filled in by replication (DRBD-style UUIDs) */
 struct store_generations {

@@ -48,7 +48,9 @@
  * compare and by the rules above.
  *
  * Everything here is memory only: a member that restarts tracks nothing
- * and reports UNKNOWN, which means full resyncs, as before. */
+ * and reports UNKNOWN, which means full resyncs, as before. A member that
+ * crashed while following a primary comes back unconfirmed for that
+ * reason (STORE_SB_F_FOLLOWING, repl_volume.c: came_back_following). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -228,7 +228,11 @@ enum repl_disk_state {
 						* in a split brain: take it as behind */
 #define REPL_STATE_F_UNCONFIRMED     (1u << 2) /* lost its primary uncleanly: may hold
 						* writes the others lack (or vice versa) */
-#define REPL_STATE_F_KNOWN           0x7u
+#define REPL_STATE_F_LOST_TRACK      (1u << 3) /* with UNCONFIRMED: it restarted after a
+						* crash while following a primary (not:
+						* it lost one); that primary's bitmap for
+						* it covers it */
+#define REPL_STATE_F_KNOWN           0xfu
 
 struct repl_wire_state {
 	uint8_t role;             /* enum repl_role */

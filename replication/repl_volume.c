@@ -132,6 +132,24 @@ static bool bitmap_covers(const struct repl_vol *rv, const struct repl_peer *p,
 	       p->bm_run && p->bm_run == rv->primary_runs;
 }
 
+/* A peer unconfirmed only because it crashed while following a primary
+ * (REPL_STATE_F_LOST_TRACK) may hold writes of that primary's that others
+ * lack. If we are that primary, it holds none we lack (we wrote them too;
+ * ours in flight at a crash of ours are marked from our activity log when
+ * the bitmap is loaded) and what it lacks is in our bitmap for it: a
+ * primary's bitmap, complete since the generation it still has, also one
+ * loaded from our disk (kept across a clean restart, or marked from the
+ * log after a crash). A bitmap with that base is ours as primary: only a
+ * primary starts one when a member leaves, any other primary since would
+ * have rotated the generation (the member was away) or resynced it. Not
+ * one that came from tracking (repl_peerack.c: that counts on its report) */
+static bool bitmap_covers_lost_track(const struct repl_vol *rv, const struct repl_peer *p,
+				     const struct repl_state *s)
+{
+	return (s->flags & REPL_STATE_F_LOST_TRACK) && rv->role == REPL_ROLE_PRIMARY &&
+	       p->bm_complete && p->bm_base == s->gen_current && !p->bm_trk && !p->bm_fp;
+}
+
 /* bitmap_covers, also for the generation our barrier is taking the peers
  * to: a member shows that one (in its STATE) before its FLUSH_ACK says it
  * confirmed it and on_ack moves the bitmap's base along. The bitmap holds
@@ -225,6 +243,8 @@ static void fill_state(void *ctx, struct repl_conn *c, struct repl_state *s)
 	s->following = following_of(rv);
 	if (unconfirmed(rv))
 		s->flags |= REPL_STATE_F_UNCONFIRMED;
+	if (unconfirmed(rv) && (m->flags & STORE_SB_F_LOST_TRACK))
+		s->flags |= REPL_STATE_F_LOST_TRACK;
 	if (rv->discard_my_data)
 		s->flags |= REPL_STATE_F_DISCARD_MY_DATA;
 	if (repl_actlog_crashed(rv))
@@ -276,22 +296,32 @@ static uint64_t fresh_gen(void)
  * never acknowledged (it applied them, others did not) or, in other
  * orders, lack some the new primary has: the next primary resyncs it
  * completely. Persisted: a restart must not forget it. */
-/* persists a superblock flag: 1 written, 0 already so, -errno */
-int repl_vol_sb_flag(struct repl_vol *rv, uint32_t flag, bool on)
+/* persists superblock flags, set and clear: 1 written, 0 already so, -errno */
+static int sb_flags(struct repl_vol *rv, uint32_t set, uint32_t clear)
 {
 	struct store_meta m = rv->v->sv->meta;
+	uint32_t flags = (m.flags | set) & ~clear;
 	int ret;
 
-	if (!!(m.flags & flag) == on)
+	if (flags == m.flags)
 		return 0;
-	m.flags = on ? (m.flags | flag) : (m.flags & ~flag);
+	m.flags = flags;
 	ret = store_write_meta(rv->v->sv, &m);
 	return ret ? ret : 1;
 }
 
+int repl_vol_sb_flag(struct repl_vol *rv, uint32_t flag, bool on)
+{
+	return on ? sb_flags(rv, flag, 0) : sb_flags(rv, 0, flag);
+}
+
+/* losing the primary uncleanly (and being confirmed) ends a LOST_TRACK:
+ * from then on we may hold writes of whoever that was */
 static void set_unconfirmed(struct repl_vol *rv, bool on, const char *why)
 {
-	if ((on && local_diskless(rv)) || repl_vol_sb_flag(rv, STORE_SB_F_UNCONFIRMED, on) <= 0)
+	if ((on && local_diskless(rv)) ||
+	    sb_flags(rv, on ? STORE_SB_F_UNCONFIRMED : 0,
+		     on ? STORE_SB_F_LOST_TRACK : STORE_SB_F_UNCONFIRMED | STORE_SB_F_LOST_TRACK) <= 0)
 		return;
 	if (!on)
 		repl_pa_confirmed(rv);
@@ -299,6 +329,27 @@ static void set_unconfirmed(struct repl_vol *rv, bool on, const char *why)
 		 "resyncs what this replica may differ in (all of it unless its peers "
 		 "tracked it)" : "confirmed again", why);
 	broadcast_state(rv);
+}
+
+/* "Following": we apply a primary's writes. Some of them may be on us and
+ * not on the others (or the other way round) until the primary has every
+ * answer, and which ones only the rings of repl_peerack.c know, in memory.
+ * A crash of ours loses them; the flag, persisted before the first such
+ * write arrives (its STATE comes first on the link), makes us come back
+ * unconfirmed (repl_vol_new), so that the next primary does not take our
+ * equal generation for equal data. Cleared when that cannot be: the
+ * primary demoted or left with a goodbye (all it sent is settled), or we
+ * are promoted (our data is the truth). */
+static void set_following(struct repl_vol *rv, bool on)
+{
+	int ret;
+
+	if (local_diskless(rv))
+		return;
+	ret = repl_vol_sb_flag(rv, STORE_SB_F_FOLLOWING, on);
+	if (ret < 0)
+		log_err("repl", "%s: cannot persist that we %s a primary: %s", vname(rv),
+			on ? "follow" : "no longer follow", strerror(-ret));
 }
 
 /* STORE_SB_F_WAS_PRIMARY: set before a primary's first write (its
@@ -1169,9 +1220,14 @@ static void peer_state_changed(struct repl_vol *rv, struct repl_peer *p,
 	struct store_generations pg = { s->gen_current, s->gen_bitmap,
 					{ s->gen_history[0], s->gen_history[1] } };
 	enum repl_gen_cmp cmp = repl_gen_compare(&rv->v->sv->meta.gen, &pg);
+	bool was_primary = p->live && p->st.role == REPL_ROLE_PRIMARY && !handshake;
 
 	p->st = *s;
 	repl_pa_peer_state(rv, p, s);
+	if (rv->role != REPL_ROLE_PRIMARY && s->role == REPL_ROLE_PRIMARY)
+		set_following(rv, true);
+	else if (was_primary && s->role != REPL_ROLE_PRIMARY && !following_of(rv))
+		set_following(rv, false); /* it demoted: nothing of its is in flight */
 	/* the target of our resync took RESYNC_START: its STATEs from before
 	 * are behind us, RESYNC_DONE may go (repl_resync.c). Nothing else in
 	 * this STATE is news: it is our target, and the rest would only see
@@ -1334,7 +1390,8 @@ static uint32_t on_state(void *ctx, struct repl_conn *c, const struct repl_state
 	if (rv->role == REPL_ROLE_PRIMARY)
 		repl_pa_rebase(p, s->gen_current); /* a claim from tracking: its generation */
 	if ((s->flags & REPL_STATE_F_UNCONFIRMED) && rv->role == REPL_ROLE_PRIMARY &&
-	    !p->m->diskless && !bitmap_covers(rv, p, s->gen_current)) {
+	    !p->m->diskless && !bitmap_covers(rv, p, s->gen_current) &&
+	    !bitmap_covers_lost_track(rv, p, s)) {
 		p->outdated = true;
 		p->bm_complete = false;
 	} else if (rv->role == REPL_ROLE_PRIMARY && !p->m->diskless && repl_pa_await(rv, p, s)) {
@@ -1342,7 +1399,8 @@ static uint32_t on_state(void *ctx, struct repl_conn *c, const struct repl_state
 		 * unconfirmed writes follows its STATE (repl_pa_on_report) */
 		p->outdated = true;
 	} else if (rv->role == REPL_ROLE_PRIMARY && !p->m->diskless && !p->outdated &&
-		   !local_diskless(rv) && bitmap_covers(rv, p, s->gen_current) &&
+		   !local_diskless(rv) && (bitmap_covers(rv, p, s->gen_current) ||
+					   bitmap_covers_lost_track(rv, p, s)) &&
 		   p->bm && repl_bitmap_count(p->bm)) {
 		/* back with our generation, yet it lacks writes of ours: writes
 		 * that failed while we had no quorum went to our disk and not to
@@ -1556,6 +1614,9 @@ static void peer_lost(struct repl_vol *rv, struct repl_peer *p)
 	if (unclean) {
 		set_unconfirmed(rv, true, "the primary left without a goodbye");
 		repl_pa_report_all(rv);
+	} else if (was_live && p->st.role == REPL_ROLE_PRIMARY && rv->role != REPL_ROLE_PRIMARY &&
+		   !rv->stopping && p->conn && p->conn->goodbye) {
+		set_following(rv, false); /* it said goodbye: what it sent is settled */
 	}
 	p->live = false;
 	if (p->syncing || p->sync_inflight)
@@ -1928,6 +1989,29 @@ static const struct vol_backend_ops repl_ops = {
 
 static void start_on_reactor(void *arg) { arm_timer(arg); }
 
+/* A crash while we followed a primary (set_following): what we applied of
+ * its writes and others may lack, or lack and others hold, was in memory.
+ * Unconfirmed, with a report that says "unknown" (repl_pa_new): the next
+ * primary resyncs us unless it knows better (its bitmap for us, or the
+ * activity log of the primary we followed) */
+static void came_back_following(struct repl_vol *rv)
+{
+	const struct store_volume *sv = rv->v->sv;
+	int ret;
+
+	if (local_diskless(rv) || sv->opened_clean || !(sv->meta.flags & STORE_SB_F_FOLLOWING) ||
+	    (sv->meta.flags & STORE_SB_F_UNCONFIRMED))
+		return;
+	ret = sb_flags(rv, STORE_SB_F_UNCONFIRMED | STORE_SB_F_LOST_TRACK, 0);
+	if (ret < 0)
+		log_err("repl", "%s: cannot persist that it is unconfirmed: %s", vname(rv),
+			strerror(-ret));
+	else
+		log_warn("repl", "%s: restarted uncleanly while following a primary: unconfirmed "
+			 "(what it applied of that primary's last writes is unknown: that "
+			 "primary resyncs it from its bitmap, another one entirely)", vname(rv));
+}
+
 struct repl_vol *repl_vol_new(struct volume *v, const struct repl_config *cfg,
 			      const struct repl_secret *secret)
 {
@@ -1957,6 +2041,7 @@ struct repl_vol *repl_vol_new(struct volume *v, const struct repl_config *cfg,
 			rv->peers[i].m = &rv->cfg.members[i];
 	}
 	rv->had_quorum = have_quorum(rv);
+	came_back_following(rv);
 	if (repl_actlog_open(rv) || repl_bmstore_open(rv) || repl_pa_new(rv)) {
 		log_err("repl", "%s: no memory for the activity log", v->name);
 		repl_resync_free(rv);
@@ -2021,6 +2106,21 @@ static void own_crash_resync(struct repl_vol *rv, struct repl_peer *p)
 	log_info("repl", "%s: peer %u (%s) was with us when we crashed as primary: %s",
 		 vname(rv), p->id, p->m->node, n < 0 ? "full resync" :
 		 "resyncing our activity-log extents and its dirty bitmap");
+}
+
+/* We crashed as primary and p still has the generation we crashed in,
+ * with its data usable: it followed us up to the crash, or was away and
+ * our bitmap for it (loaded, own_crash_resync) covers that. An unconfirmed
+ * p (it lost us, perhaps restarting and forgetting which of our writes it
+ * applied) differs from us only in writes of ours then in flight: our
+ * logged extents. Another primary after our crash would have rotated the
+ * generation (we were not visible), or resynced us (settled our log). */
+static bool followed_our_crash(const struct repl_vol *rv, const struct repl_peer *p)
+{
+	return !p->outdated && p->st.gen_current == rv->v->sv->meta.gen.current &&
+	       !(p->st.flags & REPL_STATE_F_CRASHED_PRIMARY) &&
+	       (p->st.disk_state == REPL_DISK_CONSISTENT ||
+		p->st.disk_state == REPL_DISK_UP_TO_DATE);
 }
 
 static int promote_on_reactor(void *arg)
@@ -2128,20 +2228,22 @@ static int promote_on_reactor(void *arg)
 		bool own_crash = repl_actlog_crashed(rv) && !rv->v->sv->opened_clean;
 
 		set_unconfirmed(rv, false, "promoted");
+		set_following(rv, false);
 		for (unsigned i = 0; i < REPL_MAX_NODES; i++) {
 			struct repl_peer *p = &rv->peers[i];
 
 			if (!p->live || p->m->diskless)
 				continue;
-			if (was_unconfirmed || (p->st.flags & (REPL_STATE_F_UNCONFIRMED |
-							       REPL_STATE_F_CRASHED_PRIMARY))) {
-				p->outdated = true;
-				/* tracked (plus its report): resync that much */
-				if ((p->st.flags & REPL_STATE_F_CRASHED_PRIMARY) ||
-				    !repl_pa_claim(rv, p))
-					p->bm_complete = false;
-			} else if (own_crash && !p->outdated) {
+			if (own_crash && followed_our_crash(rv, p)) {
 				own_crash_resync(rv, p);
+			} else if (was_unconfirmed || (p->st.flags & (REPL_STATE_F_UNCONFIRMED |
+								      REPL_STATE_F_CRASHED_PRIMARY))) {
+				p->outdated = true;
+				/* tracked (plus its report), or it crashed while
+				 * following us: resync that much */
+				if ((p->st.flags & REPL_STATE_F_CRASHED_PRIMARY) ||
+				    (!repl_pa_claim(rv, p) && !bitmap_covers_lost_track(rv, p, &p->st)))
+					p->bm_complete = false;
 			} else if (!p->outdated) {
 				/* nothing of ours in flight yet */
 				in_sync_claim(rv, p, p->st.gen_current);

@@ -9,9 +9,11 @@
 #     bitmap plus a's activity-log extents, less than the volume; every
 #     acknowledged write is on a.
 #  3. a and b are killed at the same moment mid-write (a power cut of two
-#     zones); both return and a is promoted: b, which looks in sync, gets
-#     a's activity-log extents resynced (what was in flight may be on one
-#     of them only), c (which lost its primary) everything; a = b = c.
+#     zones); both return and a is promoted: b (restarted while following
+#     a: unconfirmed) and c (which lost its primary: unconfirmed) both
+#     still have the generation a crashed in, so they differ from a only
+#     in a's writes in flight then: each gets a's activity-log extents
+#     resynced (c got everything before 2026-12-07); a = b = c.
 # Volumes here use a 16 KiB grain (volume create --bitmap-grain).
 # shellcheck source-path=SCRIPTDIR source=repl_lib.sh
 source "$(dirname "$0")/repl_lib.sh"
@@ -129,7 +131,9 @@ ext3=$(grep -ho 'was primary at a crash: [0-9]* activity-log extents' "$T/az-a"/
 log "after a and b crashed together: b resynced $moved3 bytes ($ext3 logged extents), c $(peer_field a 2 resync_done_bytes)"
 [ "$moved3" -gt 0 ] && [ "$moved3" -le $((ext3 * 4194304)) ] ||
 	fail "b's resync moved $moved3 bytes, want a's $ext3 logged extents at most"
+c3=$(peer_field a 2 resync_done_bytes)
+[ "$c3" -le $((ext3 * 4194304)) ] || fail "c's resync moved $c3 bytes, want a's $ext3 logged extents at most"
 wait_until 5 no_pending a
 checker_verify a w3
 replicas_identical a b c || fail "replicas differ after step 3"
-pass "bitmaps survive the primary's restart: c resynced $moved1 bytes of ${size_mb} MiB after a clean restart ($dirtied1 missed), $moved2 after a crash ($dirtied missed, $ext logged extents); a+b crash: b resynced $moved3 (a's log); a = b = c"
+pass "bitmaps survive the primary's restart: c resynced $moved1 bytes of ${size_mb} MiB after a clean restart ($dirtied1 missed), $moved2 after a crash ($dirtied missed, $ext logged extents); a+b crash: b resynced $moved3, c $c3 (a's log); a = b = c"

@@ -47,7 +47,8 @@ static int sample(unsigned i, struct repl_msg *m)
 		m->type = REPL_MSG_STATE;
 		m->u.state = (struct repl_state){
 			.role = REPL_ROLE_PRIMARY, .disk_state = REPL_DISK_UP_TO_DATE,
-			.flags = REPL_STATE_F_CRASHED_PRIMARY, .bm_grain = 65536,
+			.flags = REPL_STATE_F_CRASHED_PRIMARY | REPL_STATE_F_LOST_TRACK,
+			.bm_grain = 65536,
 			.size = 1ull << 40, .gen_current = 0x1111222233334444ull,
 			.gen_bitmap = 2, .gen_history = { 3, 4 }, .node_id = 2, .following = 1,
 		};
@@ -320,7 +321,7 @@ static const struct bad_case bad_cases[] = {
 	{ 4, 0, 1, 0, "role" },
 	{ 4, 0, 1, 3, "role" },
 	{ 4, 1, 1, REPL_DISK_END, "disk state" },
-	{ 4, 2, 2, 8, "state flags" },
+	{ 4, 2, 2, 0x10, "state flags" },
 	{ 4, 4, 4, 65535, "grain" },
 	{ 4, 4, 4, 2048, "grain" },
 	{ 4, 1, 1, REPL_DISK_DISKLESS, "grain" },        /* diskless with a grain */
