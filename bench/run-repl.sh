@@ -264,18 +264,29 @@ ticks() {
 	for az in a b c; do t=$((t + $(awk '{print $14 + $15}' "/proc/${URBD_PIDS[$az]}/stat"))); done
 	echo "$t"
 }
+# the store's block device, as /proc/diskstats names it: what it did during
+# each QD32 run (is the disk the limit?); none: not reported
+DEVNAME=$(basename "$(df --output=source "$TMPDIR" | tail -1)")
+awk -v d="$DEVNAME" '$3 == d {f = 1} END {exit !f}' /proc/diskstats || DEVNAME=
+declare -A DEV=() # "point,round" -> "writes weighted_write_ms busy_ms elapsed_ms" during QD32
+devstat() { # -> "writes completed, ms writing, ms busy, now ms"
+	awk -v d="$DEVNAME" -v t="$(($(date +%s%N) / 1000000))" '$3 == d {print $8, $11, $13, t}' /proc/diskstats
+}
 declare -A NREP=() # point -> writes replicated during its runs
 declare -A NCONN=() # point -> "peers connected after its last run/peers"
 # measure POINT NAME ROUND [AZ...]: QD1 then QD32 on NAME; for a replicated
 # volume also check it stayed replicated (every peer still connected)
 measure() {
-	local point=$1 name=$2 round=$3 qd n0=0 n1 conn t0
+	local point=$1 name=$2 round=$3 qd n0=0 n1 conn t0 d0=
 	shift 3
 	[ $# -gt 1 ] && n0=$(jf a "$name" 'v["replication"]["writes_replicated"]')
 	for qd in 1 32; do
 		t0=$(ticks)
+		[ "$qd" != 32 ] || [ -z "$DEVNAME" ] || d0=$(devstat)
 		RES[$point,$qd,$round]=$(fio_run "$name" "$qd")
 		CPU[$point,$qd,$round]=$(($(ticks) - t0))
+		[ "$qd" != 32 ] || [ -z "$DEVNAME" ] ||
+			DEV[$point,$round]=$(awk '{for (i = 1; i <= 4; i++) printf "%d ", $(i + 4) - $i}' <<<"$d0 $(devstat)")
 		log "  round $round $point QD$qd: $(awk -v q="$qd" '{ if (q == 1) print $1 " us mean, " $2 " us p99"; else print $3 " IOPS" }' <<<"${RES[$point,$qd,$round]}")"
 	done
 	if [ $# -gt 1 ]; then
@@ -475,7 +486,8 @@ done)
 	"${URBD_REPL_PING_MS:-default 500}" "${URBD_REPL_TIMEOUT_MS:-default 2000}" \
 	"$(for k in "${!MRTT[@]}"; do echo "$k ${MRTT[$k]}"; done)" "$(tr '\n' ' ' <"$T/qio.out" | cut -c1-200)" \
 	"$(for k in "${!CPU[@]}"; do echo "$k ${CPU[$k]}"; done)" "$(getconf CLK_TCK)" \
-	"$(for k in "${!DISK[@]}"; do echo "$k ${DISK[$k]}"; done)" <<PY
+	"$(for k in "${!DISK[@]}"; do echo "$k ${DISK[$k]}"; done)" \
+	"$(for k in "${!DEV[@]}"; do echo "$k ${DEV[$k]}"; done)" "$DEVNAME" <<PY
 import json, statistics, sys
 mode, runtime, ramp, rounds, size, rtts = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5], sys.argv[6].split()
 poll_us = int(sys.argv.pop(7))
@@ -492,6 +504,8 @@ for l in sys.argv[18].splitlines():
         n, qd, r = k.split(",")
         disk.setdefault((int(n), int(qd)), []).append((float(lat), float(iops), float(p99)))
 mrtt = {l.split()[0]: [float(x) for x in l.split()[1:]] for l in sys.argv[14].splitlines() if l.strip()}
+dev = {tuple(l.split()[0].split(",")): [int(x) for x in l.split()[1:]] for l in sys.argv[19].splitlines() if l.strip()}
+devname = sys.argv[20]
 res = {}
 for line in """$(for k in "${!RES[@]}"; do echo "$k ${RES[$k]}"; done)""".splitlines():
     key, *v = line.split()
@@ -568,6 +582,24 @@ if polled:
     print(f"with every daemon started with --poll-us {poll_us} (busy-polling; the same volumes, measured after the rows above):")
     for p, label in polled:
         row(p, label)
+if dev:
+    # per QD32 run: device writes per write fio saw (ramp included, as
+    # cpu_per_io), the share of the run the device was busy, the writes
+    # in flight at it on average, and a device write's mean time
+    print()
+    print(f"the store's disk ({devname}, /proc/diskstats) during the QD32 runs, medians: writes per I/O through urbd, busy,")
+    print("writes in flight at the device on average, time per device write (the disk alone at QD32 above: its own limit)")
+    for p, label in [("u", "unreplicated (local)")] + [(q, l) for q, _, _, l in points] + list(polled):
+        v = [dev[(p, str(r))] for r in rounds_of(p) if (p, str(r)) in dev]
+        if not v:
+            continue
+        ios = [res[(p, 32, r)][2] * (int(runtime) + int(ramp)) for r in rounds_of(p) if (p, str(r)) in dev]
+        per = statistics.median(x[0] / max(1.0, n) for x, n in zip(v, ios))
+        busy = statistics.median(100.0 * x[2] / max(1, x[3]) for x in v)
+        infl = statistics.median(x[1] / max(1, x[3]) for x in v)
+        tpw = statistics.median(1000.0 * x[1] / max(1, x[0]) for x in v)
+        print(f"  {label:<24} {per:4.2f} writes/IO  busy {busy:3.0f}%  {infl:5.1f} in flight  {tpw:6.0f} us per write"
+              f"  = {statistics.median(x[0] * 1000.0 / max(1, x[3]) for x in v):7.0f} device writes/s")
 
 print()
 print("bars (DESIGN.md §9; the RTT bar is written for 3 replicas, applied to 2 as well; 'local' = unreplicated QD1 mean;")

@@ -188,8 +188,8 @@ static void print_volume(const Urbd__V1__Volume *v)
 		if (r->discard_my_data)
 			printf("Discarding:    this replica's data, at the next split-brain peer\n");
 		if (r->unconfirmed)
-			printf("Unconfirmed:   lost its primary uncleanly; the next primary resyncs "
-			       "what it may differ in\n");
+			printf("Unconfirmed:   lost its primary uncleanly, or crashed while following "
+			       "it; the next primary resyncs what it may differ in\n");
 		ctl_table_init(&pt, 11, "  PEER", "NODE", "ADDRESS", "CONNECTION", "ROLE", "DISK",
 			       "PENDING", "LAG", "OUT-OF-SYNC", "RESYNC", "LAST ERROR");
 		for (size_t i = 0; i < r->n_peers; i++) {

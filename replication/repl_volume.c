@@ -2108,13 +2108,16 @@ static void own_crash_resync(struct repl_vol *rv, struct repl_peer *p)
 		 "resyncing our activity-log extents and its dirty bitmap");
 }
 
-/* We crashed as primary and p still has the generation we crashed in,
- * with its data usable: it followed us up to the crash, or was away and
- * our bitmap for it (loaded, own_crash_resync) covers that. An unconfirmed
- * p (it lost us, perhaps restarting and forgetting which of our writes it
- * applied) differs from us only in writes of ours then in flight: our
- * logged extents. Another primary after our crash would have rotated the
- * generation (we were not visible), or resynced us (settled our log). */
+/* We crashed as primary, followed nobody since (else we would be
+ * unconfirmed: the caller checks), and p still has the generation we
+ * crashed in, with its data usable: it followed us up to the crash, or
+ * was away and our bitmap for it (loaded, own_crash_resync) covers that.
+ * An unconfirmed p (it lost us, perhaps restarting and forgetting which
+ * of our writes it applied) differs from us only in writes of ours then
+ * in flight: our logged extents. Another primary since our crash either
+ * rotated the generation (we were not visible) or had us follow it (a
+ * promotion with every member visible keeps the generation): then we
+ * lost it too, or are being resynced by it (inconsistent, not promotable). */
 static bool followed_our_crash(const struct repl_vol *rv, const struct repl_peer *p)
 {
 	return !p->outdated && p->st.gen_current == rv->v->sv->meta.gen.current &&
@@ -2234,7 +2237,7 @@ static int promote_on_reactor(void *arg)
 
 			if (!p->live || p->m->diskless)
 				continue;
-			if (own_crash && followed_our_crash(rv, p)) {
+			if (own_crash && !was_unconfirmed && followed_our_crash(rv, p)) {
 				own_crash_resync(rv, p);
 			} else if (was_unconfirmed || (p->st.flags & (REPL_STATE_F_UNCONFIRMED |
 								      REPL_STATE_F_CRASHED_PRIMARY))) {

@@ -79,7 +79,8 @@ struct repl_vol_status {
 	uint64_t writes_replicated;
 	bool discard_my_data;      /* waiting to be resynced over a split brain */
 	bool forced;               /* promoted with --force, no peer since */
-	bool unconfirmed;          /* lost its primary uncleanly (STORE_SB_F_UNCONFIRMED) */
+	bool unconfirmed;          /* lost its primary uncleanly, or crashed following
+				    * it (STORE_SB_F_UNCONFIRMED) */
 	uint32_t bitmap_grain;     /* bytes per dirty-bitmap bit */
 	uint64_t resync_rate;      /* bytes/s, 0: no limit */
 	bool resync_rate_set;      /* from the replica set's file, else the default */

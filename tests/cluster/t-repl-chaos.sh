@@ -3,8 +3,9 @@
 # of steps (URBD_CHAOS_STEPS, default 8; seed printed, URBD_CHAOS_SEED to
 # replay), each one of: kill -9 of the primary, kill -9 of a secondary,
 # a partition of the primary from both peers, a blip (the same partition,
-# healed after the primary lost quorum, with nobody promoted), or a
-# planned move of the primary. After each fault but the blip an up-to-date
+# healed after the primary lost quorum, with nobody promoted), a planned
+# move of the primary, or kill -9 of all three at once (a power loss of
+# every AZ: all restart, and a random member holding data is promoted). After each fault but the blip an up-to-date
 # replica with quorum is promoted (urbdctl promote, tried on each running
 # member), then the fault is undone (restart / heal) and the set is given
 # time to reconnect and resync. At the end: zero acknowledged writes lost (checker verify through
@@ -76,7 +77,7 @@ settle() {
 
 for ((step = 1; step <= STEPS; step++)); do
 	kill -0 "$CHK" 2>/dev/null || fail "the checker stopped early: $(tail -c 400 "$T/w1.out")"
-	action=$(pick ${URBD_CHAOS_ACTIONS:-kill-primary kill-secondary partition-primary blip-primary move-primary})
+	action=$(pick ${URBD_CHAOS_ACTIONS:-kill-primary kill-secondary partition-primary blip-primary move-primary kill-all})
 	log "step $step: $action (primary $PRIMARY)"
 	case $action in
 	kill-primary)
@@ -104,6 +105,13 @@ for ((step = 1; step <= STEPS; step++)); do
 		cut_off "$victim" partition
 		wait_until 10 _lost_quorum "$victim" || fail "step $step: $victim kept quorum"
 		cut_off "$victim" heal
+		;;
+	kill-all)
+		kill9_in a b c
+		for az in a b c; do repl_start "$az"; done
+		wait_until 20 _all_connected || fail "step $step: the set did not reconnect after the restart"
+		first=$(pick $(holders))
+		ensure_primary "$first" $(candidates "$first")
 		;;
 	move-primary)
 		target=$(pick $(candidates "$PRIMARY"))
