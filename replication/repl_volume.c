@@ -2118,9 +2118,9 @@ static void own_crash_resync(struct repl_vol *rv, struct repl_peer *p)
  * rotated the generation (we were not visible) or had us follow it (a
  * promotion with every member visible keeps the generation): then we
  * lost it too, or are being resynced by it (inconsistent, not promotable). */
-static bool followed_our_crash(const struct repl_vol *rv, const struct repl_peer *p)
+static bool followed_our_crash(const struct repl_peer *p, uint64_t crash_gen)
 {
-	return !p->outdated && p->st.gen_current == rv->v->sv->meta.gen.current &&
+	return !p->outdated && p->st.gen_current == crash_gen &&
 	       !(p->st.flags & REPL_STATE_F_CRASHED_PRIMARY) &&
 	       (p->st.disk_state == REPL_DISK_CONSISTENT ||
 		p->st.disk_state == REPL_DISK_UP_TO_DATE);
@@ -2131,6 +2131,8 @@ static int promote_on_reactor(void *arg)
 	struct ctl_arg *a = arg;
 	struct repl_vol *rv = a->rv;
 	unsigned members = repl_config_members(&rv->cfg);
+	/* before the promotion's barrier rotates it */
+	uint64_t gen_before = rv->v->sv->meta.gen.current;
 
 	if (rv->role == REPL_ROLE_PRIMARY && !(a->force && !have_quorum(rv)))
 		return 0;
@@ -2237,7 +2239,7 @@ static int promote_on_reactor(void *arg)
 
 			if (!p->live || p->m->diskless)
 				continue;
-			if (own_crash && !was_unconfirmed && followed_our_crash(rv, p)) {
+			if (own_crash && !was_unconfirmed && followed_our_crash(p, gen_before)) {
 				own_crash_resync(rv, p);
 			} else if (was_unconfirmed || (p->st.flags & (REPL_STATE_F_UNCONFIRMED |
 								      REPL_STATE_F_CRASHED_PRIMARY))) {

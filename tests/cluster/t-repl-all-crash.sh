@@ -15,13 +15,21 @@
 #     still have the generation a crashed in, so they differ from a only
 #     in a's writes then in flight, which its activity log names: each is
 #     resynced in those extents, not entirely.
+#  3. only a and b are killed (c lives on and loses a: unconfirmed), and
+#     b stays down: a, promoted with c alone, starts a new generation at
+#     once (the barrier of a promotion without every member); c is still
+#     resynced in a's logged extents only (its generation is compared
+#     with the one a crashed in, not the new one: else everything). b,
+#     back later and unconfirmed (lost track), is resynced from a's
+#     bitmap for it (loaded at a's start, with the logged extents, plus
+#     a's writes since), not entirely: a was the primary it followed.
 # Every acknowledged write of the checker (before each cut) reads back
 # through the new primary; a = b = c after each.
 # shellcheck source-path=SCRIPTDIR source=repl_lib.sh
 source "$(dirname "$0")/repl_lib.sh"
 
 require_root
-require_cmd ip nft fio
+require_cmd ip nft fio qemu-io
 /usr/bin/python3 -c 'import nbd' 2>/dev/null || skip "python3-libnbd missing"
 
 repl_up a b c
@@ -42,16 +50,19 @@ crash_all() {
 	# the writes must be stuck, not failed: the primary still counts c as connected
 	[ "$(peer_field "$p" 2 connection)" = connected ] ||
 		fail "the link to c timed out too early: $(vstatus "$p")"
-	kill9_in a b c
+	# shellcheck disable=SC2086 # KILL: words
+	kill9_in $KILL
+	CRASHES=$((CRASHES + 1))
 	kill -TERM "$TAIL_PID" 2>/dev/null || true
 	wait_until 10 _gone "$TAIL_PID" || fail "fio did not stop"
 	heal "$p" c
 	# b really holds writes c lacks (else this test proves nothing)
 	cmp -s "$(data_of b)" "$(data_of c)" && fail "b and c are identical after the crash: no write was in flight"
 	log "after the crash: b and c differ ($(cmp "$(data_of b)" "$(data_of c)" | head -1 | awk '{print $NF, $(NF-1), $(NF-2)}'))"
-	for az in a b c; do repl_start "$az"; done
-	for az in a b c; do wait_connected "$az" 2; done
-	for az in b c; do
+	for az in $UP; do repl_start "$az"; done
+	for az in $UP; do wait_connected "$az" "$NCONN"; done
+	for az in $UP; do
+		[ "$az" != "$p" ] || continue
 		[ "$(grep -c 'restarted uncleanly while following a primary' "$T/az-$az"/urbd.*.log | awk -F: '{s += $NF} END {print s}')" -ge "$CRASHES" ] ||
 			fail "$az did not come back unconfirmed"
 	done
@@ -75,7 +86,7 @@ size=$(vfield a 'v["size_bytes"]')
 
 # ---- 1. b promoted: a and c entirely
 promote_retry a
-CRASHES=1
+CRASHES=0 UP="a b c" KILL="a b c" NCONN=2
 crash_all a w1
 promote_resync b a c
 a1=$(resynced_by b a) c1=$(resynced_by b c)
@@ -86,7 +97,6 @@ all_checked b w1
 # ---- 2. a, the old primary, promoted: its logged extents only
 ctl b volume demote "$VOL" >/dev/null || fail "demote b"
 promote_retry a
-CRASHES=2
 crash_all a w2
 promote_resync a b c
 ext=$(grep -ho 'was primary at a crash: [0-9]* activity-log extents' "$T/az-a"/urbd.*.log | tail -1 | awk '{print $6}')
@@ -98,4 +108,25 @@ for v in "$b2" "$c2"; do
 done
 [ "$c2" -gt 0 ] || fail "c, which lacks a's last writes, was not resynced"
 all_checked a w2
-pass "all three killed twice with writes in flight on b only: b promoted resynced a ($a1) and c ($c1) entirely; a promoted resynced b ($b2) and c ($c2) in its $ext logged extents; acks verified; a = b = c"
+
+# ---- 3. a and b killed, b stays down: a promoted with c alone rotates at once
+UP=a KILL="a b" NCONN=1
+crash_all a w3
+grep -q 'unconfirmed: the next primary' "$T/az-c"/urbd.*.log || fail "c did not lose a uncleanly"
+promote_resync a c
+c3=$(resynced_by a c)
+log "3. a promoted with c only: c resynced $c3 bytes"
+[ "$c3" -gt 0 ] && [ "$c3" -lt "$size" ] || fail "c resynced in $c3 bytes: want a's logged extents"
+checker_verify a w3
+qio=$(in_az a timeout 30 qemu-io -f raw "$(nbd_uri a)" -c 'write -P 0x5b 24M 1M' 2>&1) || fail "qemu-io: $qio"
+repl_start b
+wait_connected a 2
+wait_until 60 up_to_date b || fail "b was not resynced: $(vstatus b)"
+wait_until 5 no_pending a
+b3=$(resynced_by a b)
+log "3. b back: resynced $b3 bytes from a's bitmap"
+[ "$b3" -gt 0 ] && [ "$b3" -lt "$size" ] || fail "b resynced in $b3 bytes: want a's bitmap for it"
+[ "$(grep -c 'restarted uncleanly while following a primary' "$T/az-b"/urbd.*.log | awk -F: '{s += $NF} END {print s}')" -ge 3 ] ||
+	fail "b did not come back unconfirmed"
+all_checked a w3
+pass "all three killed with writes in flight on b only: b promoted resynced a ($a1) and c ($c1) entirely; a promoted resynced b ($b2) and c ($c2) in its $ext logged extents; a promoted with c alone resynced c $c3, b back later $b3; acks verified; a = b = c"
