@@ -51,7 +51,12 @@ struct repl_actlog {
 	bool crashed;
 	uint32_t flags;             /* REPL_AL_F_UNKNOWN when the log was unreadable */
 	uint32_t count;
-	uint8_t *wire;              /* count big-endian u32 extents, for AL_EXTENTS */
+	uint8_t *wire;              /* count big-endian u32 extents */
+	/* the log's extents plus those of every member's loaded bitmap, for
+	 * AL_EXTENTS with REPL_AL_F_COVERS (repl_actlog_cover_bitmaps); NULL:
+	 * the log's alone, without the flag */
+	uint8_t *cover;
+	uint32_t cover_count;
 };
 
 static void write_txn(struct repl_vol *rv);
@@ -333,6 +338,7 @@ void repl_actlog_free(struct repl_vol *rv)
 	repl_al_free(a->al);
 	iobuf_put(a->buf, REPL_AL_BLOCK_SIZE);
 	free(a->wire);
+	free(a->cover);
 	free(a);
 	rv->actlog = NULL;
 }
@@ -344,11 +350,100 @@ void repl_actlog_send(struct repl_vol *rv, struct repl_conn *c)
 
 	if (!repl_actlog_crashed(rv) || !(c->features & REPL_FEAT_AL_EXTENTS))
 		return;
-	m.u.al.count = a->count;
-	m.u.al.flags = a->flags;
-	m.data = a->count ? a->wire : NULL; /* lives as long as the volume */
-	m.data_len = 4 * a->count;
+	m.u.al.count = a->cover ? a->cover_count : a->count;
+	m.u.al.flags = a->cover ? REPL_AL_F_COVERS : a->flags;
+	m.data = a->cover ? a->cover : a->count ? a->wire : NULL; /* live as long as the volume */
+	m.data_len = 4 * m.u.al.count;
 	repl_conn_send(c, &m);
+}
+
+void repl_actlog_cover_bitmaps(struct repl_vol *rv)
+{
+	struct repl_actlog *a = rv->actlog;
+	uint64_t n = (rv->v->size + REPL_AL_EXTENT_SIZE - 1) >> REPL_AL_EXTENT_SHIFT;
+	uint32_t count = 0, k = 0;
+	uint8_t *seen;
+
+	if (!a || !a->crashed || a->flags || !(seen = calloc(n, 1)))
+		return;
+	for (uint32_t i = 0; i < a->count; i++) {
+		uint64_t e = get_be32(a->wire + 4 * i);
+
+		if (e < n)
+			seen[e] = 1;
+	}
+	for (unsigned i = 0; i < REPL_MAX_NODES; i++) {
+		const struct repl_peer *p = &rv->peers[i];
+		uint64_t bit, off, len;
+
+		if (!p->m || p->m->diskless)
+			continue;
+		if (!p->bm || !p->bm_complete) {
+			free(seen); /* a member we cannot vouch for */
+			return;
+		}
+		for (bit = repl_bitmap_find_next_set(p->bm, 0); bit != REPL_BM_NONE;
+		     bit = repl_bitmap_find_next_set(p->bm, bit + 1)) {
+			repl_bitmap_bit_range(p->bm, bit, &off, &len);
+			for (uint64_t e = off >> REPL_AL_EXTENT_SHIFT;
+			     len && e <= (off + len - 1) >> REPL_AL_EXTENT_SHIFT && e < n; e++)
+				seen[e] = 1;
+		}
+	}
+	for (uint64_t e = 0; e < n; e++)
+		count += seen[e];
+	if (count <= REPL_MAX_AL_EXTENTS && (a->cover = malloc(4ull * count + 4))) {
+		for (uint64_t e = 0; e < n; e++)
+			if (seen[e])
+				put_be32(a->cover + 4 * k++, (uint32_t)e);
+		a->cover_count = count;
+		log_info("repl", "%s: what any member may differ in lies in %u extent(s) of 4 MiB "
+			 "(the log's %u and our dirty bitmaps'): sent with the log", vname(rv),
+			 count, a->count);
+	}
+	free(seen);
+}
+
+void repl_actlog_peer_forget(struct repl_peer *p)
+{
+	free(p->al_wire);
+	p->al_wire = NULL;
+	p->al_count = 0;
+	p->al_gen = 0;
+}
+
+/* kept for a promotion of ours while it is still the crashed primary it
+ * says it is (repl_volume.c: peer_crash_resync) */
+static void keep_extents(struct repl_peer *p, const struct repl_msg *m)
+{
+	repl_actlog_peer_forget(p);
+	if (!(m->u.al.flags & REPL_AL_F_COVERS) || (m->u.al.flags & REPL_AL_F_UNKNOWN) ||
+	    !p->st.gen_current)
+		return;
+	if (m->u.al.count) {
+		p->al_wire = malloc(4ull * m->u.al.count);
+		if (!p->al_wire)
+			return;
+		memcpy(p->al_wire, m->data, 4ull * m->u.al.count);
+	}
+	p->al_count = m->u.al.count;
+	p->al_gen = p->st.gen_current;
+}
+
+int repl_actlog_mark_peer_log(struct repl_vol *rv, const struct repl_peer *x,
+			      struct repl_peer *p)
+{
+	if (!x->al_gen || !repl_resync_bitmap(rv, p))
+		return -1;
+	repl_bitmap_clear_all(p->bm);
+	for (uint32_t i = 0; i < x->al_count; i++) {
+		uint64_t off = (uint64_t)get_be32(x->al_wire + 4 * i) << REPL_AL_EXTENT_SHIFT;
+
+		if (off < rv->v->size)
+			repl_resync_mark_peer(rv, p, off,
+					      MIN(REPL_AL_EXTENT_SIZE, rv->v->size - off));
+	}
+	return (int)x->al_count;
 }
 
 int repl_actlog_on_extents(struct repl_vol *rv, struct repl_peer *p, const struct repl_msg *m,
@@ -356,6 +451,8 @@ int repl_actlog_on_extents(struct repl_vol *rv, struct repl_peer *p, const struc
 {
 	uint64_t gen = p->st.gen_current;
 	uint32_t n = 0;
+
+	keep_extents(p, m);
 
 	if (!p->await_al || rv->role != REPL_ROLE_PRIMARY) {
 		p->await_al = false;

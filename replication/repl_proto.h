@@ -360,9 +360,13 @@ _Static_assert(sizeof(struct repl_wire_peer_ack_entry) == 16, "peer ack entry");
 /* ---- AL_EXTENTS: the activity log of a primary that crashed ---------------
  * Extent e is bytes [e << 22, (e + 1) << 22) (4 MiB, repl_al.h). The
  * receiving primary resyncs them (with what it wrote since) instead of
- * the whole volume. UNKNOWN: the log could not be read: everything. */
+ * the whole volume. UNKNOWN: the log could not be read: everything.
+ * COVERS: the extents also hold every bit of the sender's dirty bitmaps
+ * for its members (all of them complete): whatever any member that
+ * followed it may differ in from it, or from another such member. */
 #define REPL_AL_F_UNKNOWN   (1u << 0)
-#define REPL_AL_F_KNOWN     0x1u
+#define REPL_AL_F_COVERS    (1u << 1)
+#define REPL_AL_F_KNOWN     0x3u
 #define REPL_MAX_AL_EXTENTS 1012u    /* one activity-log block's worth */
 
 struct repl_wire_al_extents {

@@ -1224,6 +1224,8 @@ static void peer_state_changed(struct repl_vol *rv, struct repl_peer *p,
 
 	p->st = *s;
 	repl_pa_peer_state(rv, p, s);
+	if (!(s->flags & REPL_STATE_F_CRASHED_PRIMARY))
+		repl_actlog_peer_forget(p);
 	if (rv->role != REPL_ROLE_PRIMARY && s->role == REPL_ROLE_PRIMARY)
 		set_following(rv, true);
 	else if (was_primary && s->role != REPL_ROLE_PRIMARY && !following_of(rv))
@@ -1611,6 +1613,7 @@ static void peer_lost(struct repl_vol *rv, struct repl_peer *p)
 	if (was_live && p->st.role == REPL_ROLE_PRIMARY && rv->role != REPL_ROLE_PRIMARY)
 		repl_pa_primary_lost(rv, p, unclean);
 	repl_pa_peer_gone(rv, p);
+	repl_actlog_peer_forget(p);
 	if (unclean) {
 		set_unconfirmed(rv, true, "the primary left without a goodbye");
 		repl_pa_report_all(rv);
@@ -1690,6 +1693,7 @@ static void reset_peer(struct repl_vol *rv, struct repl_peer *p)
 
 	repl_bitmap_free(p->bm);
 	repl_pa_reset_peer(rv, p);
+	repl_actlog_peer_forget(p);
 	memset(p, 0, sizeof(*p));
 	p->id = id;
 	if (rv->cfg.members[id].present)
@@ -1978,6 +1982,8 @@ static void destroy(struct vol_backend *b)
 	repl_bmstore_free(rv);
 	repl_pa_free(rv);
 	repl_bar_free(rv);
+	for (unsigned i = 0; i < REPL_MAX_NODES; i++)
+		repl_actlog_peer_forget(&rv->peers[i]);
 	free(rv);
 }
 
@@ -2052,6 +2058,7 @@ struct repl_vol *repl_vol_new(struct volume *v, const struct repl_config *cfg,
 		free(rv);
 		return NULL;
 	}
+	repl_actlog_cover_bitmaps(rv);
 	fill_status(rv, &rv->status);
 	v->top = &rv->b;
 	reactor_post(v->r, start_on_reactor, rv);
@@ -2124,6 +2131,63 @@ static bool followed_our_crash(const struct repl_peer *p, uint64_t crash_gen)
 	       !(p->st.flags & REPL_STATE_F_CRASHED_PRIMARY) &&
 	       (p->st.disk_state == REPL_DISK_CONSISTENT ||
 		p->st.disk_state == REPL_DISK_UP_TO_DATE);
+}
+
+/* A crashed primary x among our peers, still in the generation it crashed
+ * in (ours before this promotion), its data usable, following nobody
+ * since (not unconfirmed: a primary after it with every member visible
+ * keeps the generation, and x would have followed it), and its extents
+ * known with REPL_AL_F_COVERS (its log's and its dirty bitmaps', all
+ * complete: repl_actlog_cover_bitmaps). Everyone still in that generation
+ * followed x up to its crash, so what any two of us differ in is a write
+ * of x's then in flight (its log) or one that went without a member (its
+ * bitmap for it): inside those extents. Only under ack=all (a laggard may
+ * miss more), and only one such x (two would mean we missed something). */
+static struct repl_peer *crashed_peer(struct repl_vol *rv, uint64_t gen)
+{
+	struct repl_peer *x = NULL;
+
+	if (rv->cfg.ack != REPL_ACK_ALL)
+		return NULL;
+	for (unsigned i = 0; i < REPL_MAX_NODES; i++) {
+		struct repl_peer *p = &rv->peers[i];
+
+		if (!p->live || p->m->diskless || !(p->st.flags & REPL_STATE_F_CRASHED_PRIMARY))
+			continue;
+		if (x || (p->st.flags & REPL_STATE_F_UNCONFIRMED) || p->al_gen != gen ||
+		    p->st.gen_current != gen ||
+		    (p->st.disk_state != REPL_DISK_CONSISTENT &&
+		     p->st.disk_state != REPL_DISK_UP_TO_DATE))
+			return NULL;
+		x = p;
+	}
+	return x;
+}
+
+/* p (x itself, or a member that followed it) resynced in x's extents */
+static bool peer_crash_resync(struct repl_vol *rv, struct repl_peer *p,
+			      const struct repl_peer *x, uint64_t gen)
+{
+	int n;
+
+	if (p->st.gen_current != gen || (p != x && (p->st.flags & REPL_STATE_F_CRASHED_PRIMARY)) ||
+	    (p->st.disk_state != REPL_DISK_CONSISTENT && p->st.disk_state != REPL_DISK_UP_TO_DATE))
+		return false;
+	n = repl_actlog_mark_peer_log(rv, x, p);
+	if (n < 0)
+		return false;
+	p->bm_complete = true;
+	p->bm_base = p->st.gen_current;
+	p->bm_fp = false;
+	p->bm_trk = false;
+	if (p == x)
+		log_info("repl", "%s: peer %u (%s) crashed as primary: resyncing its %d logged "
+			 "extent(s)", vname(rv), p->id, p->m->node, n);
+	else
+		log_info("repl", "%s: peer %u (%s) followed peer %u (%s) until it crashed as "
+			 "primary: resyncing that one's %d logged extent(s)", vname(rv), p->id,
+			 p->m->node, x->id, x->m->node, n);
+	return true;
 }
 
 static int promote_on_reactor(void *arg)
@@ -2231,6 +2295,8 @@ static int promote_on_reactor(void *arg)
 		/* we crashed as primary: what was in flight then may be on
 		 * some replicas only (rule 5 of repl_al.h) */
 		bool own_crash = repl_actlog_crashed(rv) && !rv->v->sv->opened_clean;
+		/* or another member did, and we followed it */
+		struct repl_peer *x = own_crash ? NULL : crashed_peer(rv, gen_before);
 
 		set_unconfirmed(rv, false, "promoted");
 		set_following(rv, false);
@@ -2243,11 +2309,15 @@ static int promote_on_reactor(void *arg)
 				own_crash_resync(rv, p);
 			} else if (was_unconfirmed || (p->st.flags & (REPL_STATE_F_UNCONFIRMED |
 								      REPL_STATE_F_CRASHED_PRIMARY))) {
+				bool crashed = p->st.flags & REPL_STATE_F_CRASHED_PRIMARY;
+
 				p->outdated = true;
 				/* tracked (plus its report), or it crashed while
-				 * following us: resync that much */
-				if ((p->st.flags & REPL_STATE_F_CRASHED_PRIMARY) ||
-				    (!repl_pa_claim(rv, p) && !bitmap_covers_lost_track(rv, p, &p->st)))
+				 * following us, or everyone followed x: resync that
+				 * much */
+				if ((crashed || (!repl_pa_claim(rv, p) &&
+						 !bitmap_covers_lost_track(rv, p, &p->st))) &&
+				    !(x && peer_crash_resync(rv, p, x, gen_before)))
 					p->bm_complete = false;
 			} else if (!p->outdated) {
 				/* nothing of ours in flight yet */

@@ -104,6 +104,14 @@ struct repl_peer {
 	uint64_t trk_base;          /* our generation when tracking began */
 	uint64_t trk_gens[3];       /* bm_trk: the generations it may come back with */
 	unsigned trk_ngens;
+
+	/* a crashed primary's activity log as its AL_EXTENTS said, with its
+	 * bitmaps' extents (REPL_AL_F_COVERS), kept for a promotion of ours
+	 * (repl_actlog_mark_peer_log); al_gen: its generation then, 0: none
+	 * (or not COVERS) */
+	uint8_t *al_wire;
+	uint32_t al_count;
+	uint64_t al_gen;
 };
 
 struct repl_vol {
@@ -262,9 +270,18 @@ bool repl_actlog_crashed(const struct repl_vol *rv);
 void repl_actlog_settled(struct repl_vol *rv, const char *why);
 /* after our STATE on a new link: our log's extents, if we crashed */
 void repl_actlog_send(struct repl_vol *rv, struct repl_conn *c);
-/* AL_EXTENTS from a crashed primary that came back behind us */
+/* AL_EXTENTS from a crashed primary: used now if it came back behind us,
+ * kept in any case (p->al_*) */
 int repl_actlog_on_extents(struct repl_vol *rv, struct repl_peer *p, const struct repl_msg *m,
 			   char *why, size_t whylen);
+/* once the bitmaps are loaded: the extents AL_EXTENTS sends with COVERS */
+void repl_actlog_cover_bitmaps(struct repl_vol *rv);
+/* forget p's kept extents (it left, or says it did not crash) */
+void repl_actlog_peer_forget(struct repl_peer *p);
+/* x's kept extents into p's bitmap, cleared first: how many, -1 when
+ * there is no bitmap for p */
+int repl_actlog_mark_peer_log(struct repl_vol *rv, const struct repl_peer *x,
+			      struct repl_peer *p);
 
 /* the bitmaps' flush before an evicting transaction is durable */
 void repl_actlog_bm_flushed(struct repl_vol *rv);

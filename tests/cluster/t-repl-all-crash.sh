@@ -7,15 +7,19 @@
 # a's that others lack, and neither remembers which (their rings were in
 # memory). Each persisted that it followed a primary, so each comes back
 # "unconfirmed" (lost track).
-#  1. b is promoted: it does not know what c or a differ in, so it
-#     resyncs both entirely rather than trusting c's equal generation
-#     (before 2026-12-07 c was resynced in 0 bytes and b and c differed
-#     in the writes c never got: tried).
-#  2. the same crash again, and a, the old primary, is promoted: b and c
-#     still have the generation a crashed in, so they differ from a only
-#     in a's writes then in flight, which its activity log names: each is
-#     resynced in those extents, not entirely.
-#  3. only a and b are killed (c lives on and loses a: unconfirmed), and
+#  1. a stays down and b is promoted with c: without a's activity log b
+#     cannot know what c differs in, so c is resynced entirely rather
+#     than trusted for its equal generation (before 2026-12-07 c was
+#     resynced in 0 bytes and b and c differed in the writes c never got:
+#     tried). a, back later, is resynced from b.
+#  2. the same crash with all three back, and b promoted: a, the crashed
+#     primary, sends its activity log on every link (AL_EXTENTS); b keeps
+#     it, and since a, b and c all still have the generation a crashed in
+#     and a followed nobody since, any two of them differ only in a's
+#     writes then in flight: a and c are resynced in those extents.
+#  3. the same crash, and a, the old primary, is promoted: b and c are
+#     resynced in its logged extents (its own log this time).
+#  4. only a and b are killed (c lives on and loses a: unconfirmed), and
 #     b stays down: a, promoted with c alone, starts a new generation at
 #     once (the barrier of a promotion without every member); c is still
 #     resynced in a's logged extents only (its generation is compared
@@ -69,12 +73,15 @@ crash_all() {
 }
 # resynced_by P AZ: what P resynced to AZ
 resynced_by() { peer_field "$1" "$(member_id "$2")" resync_done_bytes; }
-# promote_resync P X Y: P promoted, X and Y resynced by it
+# promote_resync P X Y: P promoted, X and Y resynced by it (a member
+# that lived on says "up to date" before its resync starts: P's view of
+# the resync decides)
+_synced() { [ "$(peer_field "$1" "$(member_id "$2")" syncing)" = False ] && up_to_date "$2"; }
 promote_resync() {
 	local p=$1 az
 	shift
 	promote_retry "$p"
-	for az in "$@"; do wait_until 60 up_to_date "$az" || fail "$az was not resynced: $(vstatus "$az")"; done
+	for az in "$@"; do wait_until 60 _synced "$p" "$az" || fail "$az was not resynced: $(vstatus "$az")"; done
 	wait_until 5 no_pending "$p"
 }
 # all_checked P NAME: checker NAME's acks read back through P; a = b = c
@@ -84,49 +91,76 @@ all_checked() {
 }
 size=$(vfield a 'v["size_bytes"]')
 
-# ---- 1. b promoted: a and c entirely
+# ext: how many extents a's log recovered at its last restart
+last_ext() { grep -ho 'was primary at a crash: [0-9]* activity-log extents' "$T/az-a"/urbd.*.log | tail -1 | awk '{print $6}'; }
+# within_log WHAT BYTES: more than nothing, at most a's logged extents
+within_log() {
+	[ "$2" -gt 0 ] && [ "$2" -le $((ext * 4194304)) ] && [ "$2" -lt "$size" ] ||
+		fail "$1 resynced in $2 bytes: want a's $ext logged extents at most"
+}
+
+# ---- 1. a stays down, b promoted: c entirely
 promote_retry a
-CRASHES=0 UP="a b c" KILL="a b c" NCONN=2
+CRASHES=0 UP="b c" KILL="a b c" NCONN=1
 crash_all a w1
-promote_resync b a c
-a1=$(resynced_by b a) c1=$(resynced_by b c)
-log "1. resynced by b: a $a1, c $c1 of $size bytes"
+promote_resync b c
+c1=$(resynced_by b c)
+log "1. a down, resynced by b: c $c1 of $size bytes"
 [ "$c1" = "$size" ] || fail "b resynced c in $c1 bytes of $size: it cannot know what c lacks"
+repl_start a
+wait_connected b 2
+wait_until 60 _synced b a || fail "a was not resynced: $(vstatus a)"
+wait_until 5 no_pending b
 all_checked b w1
 
-# ---- 2. a, the old primary, promoted: its logged extents only
-ctl b volume demote "$VOL" >/dev/null || fail "demote b"
-promote_retry a
-crash_all a w2
-promote_resync a b c
-ext=$(grep -ho 'was primary at a crash: [0-9]* activity-log extents' "$T/az-a"/urbd.*.log | tail -1 | awk '{print $6}')
-b2=$(resynced_by a b) c2=$(resynced_by a c)
-log "2. resynced by a: b $b2, c $c2 of $size bytes ($ext logged extents)"
-for v in "$b2" "$c2"; do
-	[ "$v" -le $((ext * 4194304)) ] && [ "$v" -lt "$size" ] ||
-		fail "a resynced $v bytes: want its $ext logged extents at most"
-done
-[ "$c2" -gt 0 ] || fail "c, which lacks a's last writes, was not resynced"
-all_checked a w2
+# log_phase NAME P: from a as primary (b demoted first), crash_all, then
+# P promoted: each other member resynced within a's logged extents
+# (R[az]: how much)
+declare -A R=()
+log_phase() {
+	local name=$1 p=$2 az others=()
+	for az in a b c; do [ "$az" = "$p" ] || others+=("$az"); done
+	ctl b volume demote "$VOL" >/dev/null || fail "demote b"
+	promote_retry a
+	crash_all a "$name"
+	promote_resync "$p" "${others[@]}"
+	ext=$(last_ext)
+	for az in "${others[@]}"; do R[$az]=$(resynced_by "$p" "$az"); done
+	log "$name: resynced by $p: ${others[0]} ${R[${others[0]}]}, ${others[1]} ${R[${others[1]}]} of $size bytes ($ext logged extents on a)"
+	for az in "${others[@]}"; do within_log "$az" "${R[$az]}"; done
+	all_checked "$p" "$name"
+}
 
-# ---- 3. a and b killed, b stays down: a promoted with c alone rotates at once
+# ---- 2. all back, b promoted: a's log, which a sends b, bounds it
+UP="a b c" NCONN=2
+log_phase w2 b
+a2=${R[a]} c2=${R[c]}
+grep -q "peer 0 (node-a) crashed as primary: resyncing its" "$T/az-b"/urbd.*.log ||
+	fail "b did not use a's activity log"
+
+# ---- 3. a, the old primary, promoted: its logged extents only
+log_phase w3 a
+b3=${R[b]} c3=${R[c]}
+
+# ---- 4. a and b killed, b stays down: a promoted with c alone rotates at once
 UP=a KILL="a b" NCONN=1
-crash_all a w3
+crash_all a w4
 grep -q 'unconfirmed: the next primary' "$T/az-c"/urbd.*.log || fail "c did not lose a uncleanly"
 promote_resync a c
-c3=$(resynced_by a c)
-log "3. a promoted with c only: c resynced $c3 bytes"
-[ "$c3" -gt 0 ] && [ "$c3" -lt "$size" ] || fail "c resynced in $c3 bytes: want a's logged extents"
-checker_verify a w3
+ext=$(last_ext)
+c4=$(resynced_by a c)
+log "4. a promoted with c only: c resynced $c4 bytes ($ext logged extents)"
+within_log c "$c4"
+checker_verify a w4
 qio=$(in_az a timeout 30 qemu-io -f raw "$(nbd_uri a)" -c 'write -P 0x5b 24M 1M' 2>&1) || fail "qemu-io: $qio"
 repl_start b
 wait_connected a 2
-wait_until 60 up_to_date b || fail "b was not resynced: $(vstatus b)"
+wait_until 60 _synced a b || fail "b was not resynced: $(vstatus b)"
 wait_until 5 no_pending a
-b3=$(resynced_by a b)
-log "3. b back: resynced $b3 bytes from a's bitmap"
-[ "$b3" -gt 0 ] && [ "$b3" -lt "$size" ] || fail "b resynced in $b3 bytes: want a's bitmap for it"
-[ "$(grep -c 'restarted uncleanly while following a primary' "$T/az-b"/urbd.*.log | awk -F: '{s += $NF} END {print s}')" -ge 3 ] ||
+b4=$(resynced_by a b)
+log "4. b back: resynced $b4 bytes from a's bitmap"
+[ "$b4" -gt 0 ] && [ "$b4" -lt "$size" ] || fail "b resynced in $b4 bytes: want a's bitmap for it"
+[ "$(grep -c 'restarted uncleanly while following a primary' "$T/az-b"/urbd.*.log | awk -F: '{s += $NF} END {print s}')" -ge "$CRASHES" ] ||
 	fail "b did not come back unconfirmed"
-all_checked a w3
-pass "all three killed with writes in flight on b only: b promoted resynced a ($a1) and c ($c1) entirely; a promoted resynced b ($b2) and c ($c2) in its $ext logged extents; a promoted with c alone resynced c $c3, b back later $b3; acks verified; a = b = c"
+all_checked a w4
+pass "all three killed with writes in flight on b only: (1) a down, b promoted: c entirely ($c1); (2) b promoted with a back: a $a2, c $c2 (a's log); (3) a promoted: b $b3, c $c3 (its log); (4) a promoted with c alone: c $c4, b back later $b4; acks verified; a = b = c"

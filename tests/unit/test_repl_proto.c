@@ -152,6 +152,7 @@ static int sample(unsigned i, struct repl_msg *m)
 		put_be32(ext + 8, 4000);
 		m->type = REPL_MSG_AL_EXTENTS;
 		m->u.al.count = 3;
+		m->u.al.flags = REPL_AL_F_COVERS; /* the log's and the bitmaps' extents */
 		m->data = ext;
 		m->data_len = 12;
 		return 0;
@@ -380,7 +381,7 @@ static const struct bad_case bad_cases[] = {
 	{ 31, 8, 4, REPL_ST_END, "status" },
 	{ 31, 12, 4, 2, "algorithm" },
 	{ 31, 8, 4, REPL_ST_IO, "carries a digest" },
-	{ 33, 4, 4, 2, "AL flags" },
+	{ 33, 4, 4, 4, "AL flags" },
 	{ 33, 0, 4, 2, "disagrees" },
 	{ 33, 12, 4, 0, "ascending" },                   /* 0, 0, 4000 */
 	{ 33, 4, 4, REPL_AL_F_UNKNOWN, "with UNKNOWN" },
