@@ -2005,8 +2005,14 @@ static void came_back_following(struct repl_vol *rv)
 	const struct store_volume *sv = rv->v->sv;
 	int ret;
 
-	if (local_diskless(rv) || sv->opened_clean || !(sv->meta.flags & STORE_SB_F_FOLLOWING) ||
-	    (sv->meta.flags & STORE_SB_F_UNCONFIRMED))
+	if (local_diskless(rv) || !(sv->meta.flags & STORE_SB_F_FOLLOWING))
+		return;
+	if (sv->opened_clean) {
+		/* stopped in order: nothing applied since, nothing forgotten */
+		set_following(rv, false);
+		return;
+	}
+	if (sv->meta.flags & STORE_SB_F_UNCONFIRMED)
 		return;
 	ret = sb_flags(rv, STORE_SB_F_UNCONFIRMED | STORE_SB_F_LOST_TRACK, 0);
 	if (ret < 0)

@@ -7,6 +7,9 @@
 # a's that others lack, and neither remembers which (their rings were in
 # memory). Each persisted that it followed a primary, so each comes back
 # "unconfirmed" (lost track).
+#  0. (first) a member stopped in order while following forgets it: b,
+#     stopped cleanly, restarted with no primary and killed, is not
+#     unconfirmed.
 #  1. a stays down and b is promoted with c: without a's activity log b
 #     cannot know what c differs in, so c is resynced entirely rather
 #     than trusted for its equal generation (before 2026-12-07 c was
@@ -98,6 +101,21 @@ within_log() {
 	[ "$2" -gt 0 ] && [ "$2" -le $((ext * 4194304)) ] && [ "$2" -lt "$size" ] ||
 		fail "$1 resynced in $2 bytes: want a's $ext logged extents at most"
 }
+
+# ---- 0. a clean stop forgets that it followed: b stopped in order while
+# a is primary, a demoted meanwhile, b started (no primary to follow)
+# and then killed: b comes back consistent, not unconfirmed
+promote_retry a
+stop_urbd_in b
+ctl a volume demote "$VOL" >/dev/null || fail "demote a"
+repl_start b
+wait_connected b 2
+kill9_in b
+repl_start b
+wait_connected b 2
+grep -q 'restarted uncleanly while following a primary' "$T/az-b"/urbd.*.log &&
+	fail "b came back unconfirmed though it followed nobody since its clean stop"
+[ "$(vfield b 'v["replication"]["unconfirmed"]')" = False ] || fail "b is unconfirmed: $(vstatus b)"
 
 # ---- 1. a stays down, b promoted: c entirely
 promote_retry a
