@@ -226,17 +226,14 @@ int repl_actlog_resize(struct repl_vol *rv, uint64_t size)
 
 /* ---- a crash we came back from -------------------------------------------------- */
 
-int repl_actlog_mark_recovered(struct repl_vol *rv, struct repl_peer *p)
+/* count big-endian extents into p's bitmap: how many lie in the volume */
+static int mark_extents(struct repl_vol *rv, struct repl_peer *p, const uint8_t *wire,
+			uint32_t count)
 {
-	struct repl_actlog *a = rv->actlog;
 	int n = 0;
 
-	if (!repl_actlog_crashed(rv))
-		return 0;
-	if (a->flags & REPL_AL_F_UNKNOWN)
-		return -1;
-	for (uint32_t i = 0; i < a->count; i++) {
-		uint64_t off = (uint64_t)get_be32(a->wire + 4 * i) << REPL_AL_EXTENT_SHIFT;
+	for (uint32_t i = 0; i < count; i++) {
+		uint64_t off = (uint64_t)get_be32(wire + 4 * i) << REPL_AL_EXTENT_SHIFT;
 
 		if (off >= rv->v->size)
 			continue;
@@ -244,6 +241,17 @@ int repl_actlog_mark_recovered(struct repl_vol *rv, struct repl_peer *p)
 		n++;
 	}
 	return n;
+}
+
+int repl_actlog_mark_recovered(struct repl_vol *rv, struct repl_peer *p)
+{
+	struct repl_actlog *a = rv->actlog;
+
+	if (!repl_actlog_crashed(rv))
+		return 0;
+	if (a->flags & REPL_AL_F_UNKNOWN)
+		return -1;
+	return mark_extents(rv, p, a->wire, a->count);
 }
 
 bool repl_actlog_crashed(const struct repl_vol *rv)
@@ -436,14 +444,7 @@ int repl_actlog_mark_peer_log(struct repl_vol *rv, const struct repl_peer *x,
 	if (!x->al_gen || !repl_resync_bitmap(rv, p))
 		return -1;
 	repl_bitmap_clear_all(p->bm);
-	for (uint32_t i = 0; i < x->al_count; i++) {
-		uint64_t off = (uint64_t)get_be32(x->al_wire + 4 * i) << REPL_AL_EXTENT_SHIFT;
-
-		if (off < rv->v->size)
-			repl_resync_mark_peer(rv, p, off,
-					      MIN(REPL_AL_EXTENT_SIZE, rv->v->size - off));
-	}
-	return (int)x->al_count;
+	return mark_extents(rv, p, x->al_wire, x->al_count);
 }
 
 int repl_actlog_on_extents(struct repl_vol *rv, struct repl_peer *p, const struct repl_msg *m,
@@ -462,15 +463,7 @@ int repl_actlog_on_extents(struct repl_vol *rv, struct repl_peer *p, const struc
 	if (m->u.al.flags & REPL_AL_F_UNKNOWN) {
 		p->bm_complete = false;
 	} else if (p->bm_complete && p->bm_base == gen) {
-		for (uint32_t i = 0; i < m->u.al.count; i++) {
-			uint64_t off = (uint64_t)get_be32(m->data + 4 * i) << REPL_AL_EXTENT_SHIFT;
-
-			if (off >= rv->v->size)
-				continue;
-			repl_resync_mark_peer(rv, p, off,
-					      MIN(REPL_AL_EXTENT_SIZE, rv->v->size - off));
-			n++;
-		}
+		n = (uint32_t)mark_extents(rv, p, m->data, m->u.al.count);
 	}
 	log_info("repl", "%s: peer %u (%s) was primary at a crash: %s (%u extents)", vname(rv),
 		 p->id, p->m->node, m->u.al.flags & REPL_AL_F_UNKNOWN ?

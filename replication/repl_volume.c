@@ -1189,6 +1189,12 @@ static bool disk_usable(const struct repl_vol *rv)
 	return rv->disk != REPL_DISK_OUTDATED && rv->disk != REPL_DISK_INCONSISTENT;
 }
 
+/* what a member's STATE says of its data: it holds a whole copy */
+static bool state_usable(const struct repl_state *s)
+{
+	return s->disk_state == REPL_DISK_UP_TO_DATE || s->disk_state == REPL_DISK_CONSISTENT;
+}
+
 /* A tie-breaker keeps the newest generation a member holding data has
  * (the primary's, or an up-to-date member's that is ahead of ours): a
  * member that missed writes then finds a newer generation here and is
@@ -1198,10 +1204,7 @@ static void tiebreaker_follow(struct repl_vol *rv, struct repl_peer *p,
 			      const struct repl_state *s, const struct store_generations *pg,
 			      enum repl_gen_cmp cmp)
 {
-	bool usable = s->disk_state == REPL_DISK_UP_TO_DATE ||
-		      s->disk_state == REPL_DISK_CONSISTENT;
-
-	if (cmp == REPL_GEN_SAME || !usable)
+	if (cmp == REPL_GEN_SAME || !state_usable(s))
 		return;
 	if (cmp != REPL_GEN_PEER_NEWER && s->role != REPL_ROLE_PRIMARY)
 		return;
@@ -2121,34 +2124,31 @@ static void own_crash_resync(struct repl_vol *rv, struct repl_peer *p)
 		 "resyncing our activity-log extents and its dirty bitmap");
 }
 
-/* We crashed as primary, followed nobody since (else we would be
- * unconfirmed: the caller checks), and p still has the generation we
- * crashed in, with its data usable: it followed us up to the crash, or
- * was away and our bitmap for it (loaded, own_crash_resync) covers that.
- * An unconfirmed p (it lost us, perhaps restarting and forgetting which
- * of our writes it applied) differs from us only in writes of ours then
- * in flight: our logged extents. Another primary since our crash either
- * rotated the generation (we were not visible) or had us follow it (a
- * promotion with every member visible keeps the generation): then we
- * lost it too, or are being resynced by it (inconsistent, not promotable). */
-static bool followed_our_crash(const struct repl_peer *p, uint64_t crash_gen)
+/* p still has gen, the generation a primary crashed in (x; NULL: we did),
+ * with its data usable, and is no other crashed primary. If that primary
+ * followed nobody since (the callers check: else it, or we, would be
+ * unconfirmed), p followed it up to the crash, or was away and that
+ * primary's bitmap for it covers the difference (loaded: own_crash_resync;
+ * in the extents sent with COVERS). p, unconfirmed or not (it lost the
+ * primary, perhaps restarting and forgetting which of its writes it
+ * applied), differs from any other such member only in that primary's
+ * writes then in flight (its log) or marked in its bitmaps. Another
+ * primary since the crash either rotated the generation (the crashed one
+ * was not visible) or had it follow (a promotion with every member
+ * visible keeps the generation): then it lost that one too, or is being
+ * resynced by it (inconsistent). */
+static bool followed_crash(const struct repl_peer *p, const struct repl_peer *x, uint64_t gen)
 {
-	return !p->outdated && p->st.gen_current == crash_gen &&
-	       !(p->st.flags & REPL_STATE_F_CRASHED_PRIMARY) &&
-	       (p->st.disk_state == REPL_DISK_CONSISTENT ||
-		p->st.disk_state == REPL_DISK_UP_TO_DATE);
+	return p->st.gen_current == gen && state_usable(&p->st) &&
+	       (p == x || !(p->st.flags & REPL_STATE_F_CRASHED_PRIMARY));
 }
 
-/* A crashed primary x among our peers, still in the generation it crashed
- * in (ours before this promotion), its data usable, following nobody
- * since (not unconfirmed: a primary after it with every member visible
- * keeps the generation, and x would have followed it), and its extents
- * known with REPL_AL_F_COVERS (its log's and its dirty bitmaps', all
- * complete: repl_actlog_cover_bitmaps). Everyone still in that generation
- * followed x up to its crash, so what any two of us differ in is a write
- * of x's then in flight (its log) or one that went without a member (its
- * bitmap for it): inside those extents. Only under ack=all (a laggard may
- * miss more), and only one such x (two would mean we missed something). */
+/* A crashed primary x among our peers, on the generation we had before
+ * this promotion (followed_crash), following nobody since (not
+ * unconfirmed), its extents known with REPL_AL_F_COVERS (its log's and
+ * its complete dirty bitmaps': repl_actlog_cover_bitmaps). Only under
+ * ack=all (a laggard may miss more), and only one such x (two would mean
+ * we missed something). */
 static struct repl_peer *crashed_peer(struct repl_vol *rv, uint64_t gen)
 {
 	struct repl_peer *x = NULL;
@@ -2161,9 +2161,7 @@ static struct repl_peer *crashed_peer(struct repl_vol *rv, uint64_t gen)
 		if (!p->live || p->m->diskless || !(p->st.flags & REPL_STATE_F_CRASHED_PRIMARY))
 			continue;
 		if (x || (p->st.flags & REPL_STATE_F_UNCONFIRMED) || p->al_gen != gen ||
-		    p->st.gen_current != gen ||
-		    (p->st.disk_state != REPL_DISK_CONSISTENT &&
-		     p->st.disk_state != REPL_DISK_UP_TO_DATE))
+		    !followed_crash(p, p, gen))
 			return NULL;
 		x = p;
 	}
@@ -2176,8 +2174,7 @@ static bool peer_crash_resync(struct repl_vol *rv, struct repl_peer *p,
 {
 	int n;
 
-	if (p->st.gen_current != gen || (p != x && (p->st.flags & REPL_STATE_F_CRASHED_PRIMARY)) ||
-	    (p->st.disk_state != REPL_DISK_CONSISTENT && p->st.disk_state != REPL_DISK_UP_TO_DATE))
+	if (!followed_crash(p, x, gen))
 		return false;
 	n = repl_actlog_mark_peer_log(rv, x, p);
 	if (n < 0)
@@ -2311,7 +2308,8 @@ static int promote_on_reactor(void *arg)
 
 			if (!p->live || p->m->diskless)
 				continue;
-			if (own_crash && !was_unconfirmed && followed_our_crash(p, gen_before)) {
+			if (own_crash && !was_unconfirmed && !p->outdated &&
+			    followed_crash(p, NULL, gen_before)) {
 				own_crash_resync(rv, p);
 			} else if (was_unconfirmed || (p->st.flags & (REPL_STATE_F_UNCONFIRMED |
 								      REPL_STATE_F_CRASHED_PRIMARY))) {
